@@ -1,0 +1,85 @@
+package raftstate
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// CommandType identifies a command in the Raft log.
+//
+// The list is append-only: never renumber, reorder or reuse a value, because
+// logs and snapshots written by older agents hold these numbers forever.
+type CommandType uint8
+
+const (
+	// CmdRegisterNode records a node as a member (payload RegisterNode).
+	CmdRegisterNode CommandType = 1
+	// CmdCreateDatabase records a new database and its placed instances.
+	CmdCreateDatabase CommandType = 2
+	// CmdDeleteDatabase removes a database.
+	CmdDeleteDatabase CommandType = 3
+	// CmdRestartDatabase asks every instance of a database to restart.
+	CmdRestartDatabase CommandType = 4
+)
+
+func (t CommandType) String() string {
+	switch t {
+	case CmdRegisterNode:
+		return "register-node"
+	case CmdCreateDatabase:
+		return "create-database"
+	case CmdDeleteDatabase:
+		return "delete-database"
+	case CmdRestartDatabase:
+		return "restart-database"
+	}
+	return fmt.Sprintf("command-%d", uint8(t))
+}
+
+// payloadVersion is the payload encoding version written by this agent. A
+// newer agent may add versions; Apply decodes every version it knows.
+const payloadVersion = 1
+
+// RegisterNode is the payload of CmdRegisterNode.
+type RegisterNode struct {
+	Name     string `json:"name"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// CreateDatabase is the payload of CmdCreateDatabase. Placement (node and
+// port of each instance) is decided by the leader before proposing, because
+// it depends on live facts the FSM must not read.
+type CreateDatabase struct {
+	Database Database `json:"database"`
+}
+
+// DeleteDatabase is the payload of CmdDeleteDatabase.
+type DeleteDatabase struct {
+	Name string `json:"name"`
+}
+
+// RestartDatabase is the payload of CmdRestartDatabase.
+type RestartDatabase struct {
+	Name string `json:"name"`
+	// At is when the restart was asked for, from the proposer.
+	At time.Time `json:"at"`
+}
+
+// Encode serialises a command for the Raft log: one byte of type, one byte
+// of payload version, then the JSON payload.
+func Encode(t CommandType, payload any) ([]byte, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return append([]byte{byte(t), payloadVersion}, body...), nil
+}
+
+// decode splits a log entry into its type, version and payload.
+func decode(data []byte) (CommandType, uint8, []byte, error) {
+	if len(data) < 2 {
+		return 0, 0, nil, fmt.Errorf("log entry of %d bytes is too short", len(data))
+	}
+	return CommandType(data[0]), data[1], data[2:], nil
+}

@@ -1,0 +1,168 @@
+package raftstate
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// NameRE is the rule for database and node names: they become parts of unit
+// names, file names and Sentinel master names, so keep them plain.
+var NameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+
+// FSM applies commands to the State. It is deterministic and does no I/O;
+// domain errors are returned as values from Apply.
+type FSM struct {
+	mu      sync.RWMutex
+	state   *State
+	changed func()
+}
+
+// NewFSM returns an FSM over an empty state. changed, if not nil, is called
+// after every applied command and every restore (it must not block).
+func NewFSM(changed func()) *FSM {
+	if changed == nil {
+		changed = func() {}
+	}
+	return &FSM{state: NewState(), changed: changed}
+}
+
+// State returns a deep copy of the current state.
+func (f *FSM) State() *State {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Clone()
+}
+
+// Apply implements raft.FSM. It returns nil or an error value.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	t, ver, body, err := decode(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("raftstate: undecodable log entry %d: %v", l.Index, err))
+	}
+	if ver != payloadVersion {
+		// An entry from a newer agent: refusing silently would fork the
+		// state between nodes, so stop loudly instead.
+		panic(fmt.Sprintf("raftstate: log entry %d has %s payload version %d; upgrade this agent", l.Index, t, ver))
+	}
+	f.mu.Lock()
+	res := f.apply(t, body, l.Index)
+	f.mu.Unlock()
+	f.changed()
+	return res
+}
+
+func (f *FSM) apply(t CommandType, body []byte, index uint64) error {
+	switch t {
+	case CmdRegisterNode:
+		var p RegisterNode
+		mustDecode(t, body, index, &p)
+		return f.applyRegisterNode(p)
+	case CmdCreateDatabase:
+		var p CreateDatabase
+		mustDecode(t, body, index, &p)
+		return f.applyCreateDatabase(p)
+	case CmdDeleteDatabase:
+		var p DeleteDatabase
+		mustDecode(t, body, index, &p)
+		return f.applyDeleteDatabase(p)
+	case CmdRestartDatabase:
+		var p RestartDatabase
+		mustDecode(t, body, index, &p)
+		return f.applyRestartDatabase(p)
+	}
+	panic(fmt.Sprintf("raftstate: log entry %d has unknown command type %d; upgrade this agent", index, t))
+}
+
+func mustDecode(t CommandType, body []byte, index uint64, v any) {
+	if err := json.Unmarshal(body, v); err != nil {
+		panic(fmt.Sprintf("raftstate: log entry %d (%s): %v", index, t, err))
+	}
+}
+
+func (f *FSM) applyRegisterNode(p RegisterNode) error {
+	if !NameRE.MatchString(p.Name) {
+		return fmt.Errorf("node name %q: %w", p.Name, ErrInvalid)
+	}
+	f.state.Nodes[p.Name] = &Node{Name: p.Name, RaftAddr: p.RaftAddr}
+	return nil
+}
+
+func (f *FSM) applyCreateDatabase(p CreateDatabase) error {
+	d := p.Database
+	if !NameRE.MatchString(d.Name) {
+		return fmt.Errorf("database name %q: %w", d.Name, ErrInvalid)
+	}
+	if _, ok := f.state.Databases[d.Name]; ok {
+		return fmt.Errorf("database %q %w", d.Name, ErrExists)
+	}
+	if !d.Flavor.Valid() {
+		return fmt.Errorf("flavor %q: %w", d.Flavor, ErrInvalid)
+	}
+	if d.MemoryBytes <= 0 || len(d.Password) == 0 || len(d.Instances) == 0 {
+		return fmt.Errorf("database %q needs memory, a sealed password and an instance: %w", d.Name, ErrInvalid)
+	}
+	primaries := 0
+	for _, in := range d.Instances {
+		if _, ok := f.state.Nodes[in.Node]; !ok {
+			return fmt.Errorf("instance %s placed on unknown node %q: %w", in.ID, in.Node, ErrConflict)
+		}
+		if owner, ok := f.state.PortsInUse(in.Node)[in.Port]; ok {
+			return fmt.Errorf("port %d on node %s is already used by %s: %w", in.Port, in.Node, owner, ErrConflict)
+		}
+		if in.Role == RolePrimary {
+			primaries++
+		}
+	}
+	if primaries != 1 {
+		return fmt.Errorf("database %q has %d primaries, want 1: %w", d.Name, primaries, ErrInvalid)
+	}
+	stored := d
+	stored.Instances = append([]Instance(nil), d.Instances...)
+	f.state.Databases[d.Name] = &stored
+	return nil
+}
+
+func (f *FSM) applyDeleteDatabase(p DeleteDatabase) error {
+	if _, ok := f.state.Databases[p.Name]; !ok {
+		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
+	}
+	delete(f.state.Databases, p.Name)
+	return nil
+}
+
+func (f *FSM) applyRestartDatabase(p RestartDatabase) error {
+	d, ok := f.state.Databases[p.Name]
+	if !ok {
+		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
+	}
+	d.RestartGeneration++
+	return nil
+}
+
+// Snapshot implements raft.FSM: a copy of the whole state, written later.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{state: f.State()}, nil
+}
+
+// Restore implements raft.FSM: it builds a new state from the snapshot and
+// swaps it in, so a failed restore leaves the old state untouched.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := readSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.state = s
+	f.mu.Unlock()
+	f.changed()
+	return nil
+}

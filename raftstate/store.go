@@ -1,0 +1,306 @@
+package raftstate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// ErrAlreadyBootstrapped is returned by Bootstrap on a node that already has
+// Raft state (it is, or was, a member of a cluster).
+var ErrAlreadyBootstrapped = errors.New("this node already belongs to a cluster")
+
+// Config is what Open needs.
+type Config struct {
+	// NodeName is this node's Raft server ID and node name.
+	NodeName string
+	// Dir holds raft.db and the snapshots; created 0700.
+	Dir string
+	// BindAddr is the TCP address Raft listens on, e.g. 127.0.0.1:7481.
+	BindAddr string
+	// AdvertiseAddr is the address peers dial; BindAddr if empty.
+	AdvertiseAddr string
+	// Logger receives Raft's own logs.
+	Logger *slog.Logger
+}
+
+// Store is the replicated state: Raft plus the FSM.
+type Store struct {
+	cfg       Config
+	raft      *raft.Raft
+	fsm       *FSM
+	logs      *raftboltdb.BoltStore
+	snaps     raft.SnapshotStore
+	transport *raft.NetworkTransport
+	changes   chan struct{}
+	log       *slog.Logger
+}
+
+// applyTimeout bounds one Raft write; a longer stall means no quorum.
+const applyTimeout = 10 * time.Second
+
+// Open opens (or creates) the Raft state in cfg.Dir and starts Raft. It does
+// not bootstrap a new cluster: see Bootstrap.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.AdvertiseAddr == "" {
+		cfg.AdvertiseAddr = cfg.BindAddr
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create raft directory: %w", err)
+	}
+	s := &Store{cfg: cfg, changes: make(chan struct{}, 1), log: cfg.Logger}
+	s.fsm = NewFSM(s.notify)
+
+	hlog := hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Info,
+		Output: &slogWriter{log: cfg.Logger},
+	})
+	logs, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.Dir, "raft.db"),
+		// Without a timeout a second agent on the same directory would hang
+		// on bbolt's file lock instead of saying so.
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s (is another agent using this data directory?): %w", cfg.Dir, err)
+	}
+	s.logs = logs
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, hlog)
+	if err != nil {
+		_ = logs.Close()
+		return nil, fmt.Errorf("open raft snapshots: %w", err)
+	}
+	s.snaps = snaps
+	adv, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+	if err != nil {
+		_ = logs.Close()
+		return nil, fmt.Errorf("raft advertise address %q: %w", cfg.AdvertiseAddr, err)
+	}
+	tr, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hlog)
+	if err != nil {
+		_ = logs.Close()
+		return nil, fmt.Errorf("listen for raft on %s (is the port free?): %w", cfg.BindAddr, err)
+	}
+	s.transport = tr
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeName)
+	rc.Logger = hlog
+	// A single node elects itself after the heartbeat timeout; keep restarts
+	// quick without making a cluster twitchy.
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.SnapshotThreshold = 1024
+	r, err := raft.NewRaft(rc, s.fsm, logs, logs, snaps, tr)
+	if err != nil {
+		_ = tr.Close()
+		_ = logs.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	s.raft = r
+	return s, nil
+}
+
+// HasState reports whether this node has been bootstrapped or joined.
+func (s *Store) HasState() (bool, error) {
+	return raft.HasExistingState(s.logs, s.logs, s.snaps)
+}
+
+// Bootstrap makes this node a cluster of one voter, itself, and registers it
+// as a node. It refuses a node that already has Raft state.
+func (s *Store) Bootstrap(ctx context.Context) error {
+	has, err := s.HasState()
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	if has {
+		return ErrAlreadyBootstrapped
+	}
+	f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter,
+		ID:       raft.ServerID(s.cfg.NodeName),
+		Address:  s.transport.LocalAddr(),
+	}}})
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("bootstrap raft: %w", err)
+	}
+	if err := s.WaitLeader(ctx); err != nil {
+		return err
+	}
+	return s.Apply(ctx, CmdRegisterNode, RegisterNode{Name: s.cfg.NodeName, RaftAddr: s.cfg.AdvertiseAddr})
+}
+
+// WaitLeader waits until the cluster has a leader.
+func (s *Store) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := s.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no raft leader elected: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// WaitReady returns once this node's FSM holds every committed entry it had
+// before starting, so a reconciler acting on State never undoes work because
+// it read a state that was still being replayed.
+func (s *Store) WaitReady(ctx context.Context) error {
+	if err := s.WaitLeader(ctx); err != nil {
+		return err
+	}
+	if s.IsLeader() {
+		d := applyTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			d = time.Until(dl)
+		}
+		if err := s.raft.Barrier(d).Error(); err != nil {
+			return fmt.Errorf("raft barrier: %w", err)
+		}
+		return nil
+	}
+	target := s.raft.LastIndex()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for s.raft.AppliedIndex() < target {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("raft replay stuck at %d of %d: %w", s.raft.AppliedIndex(), target, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// IsLeader reports whether this node is the Raft leader.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Apply proposes a command and returns the FSM's verdict. Domain errors come
+// back wrapped around ErrNotFound, ErrExists, ErrInvalid or ErrConflict.
+func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	data, err := Encode(t, payload)
+	if err != nil {
+		return err
+	}
+	timeout := applyTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return ErrNotLeader
+		}
+		return fmt.Errorf("raft apply %s: %w", t, err)
+	}
+	if res, ok := f.Response().(error); ok && res != nil {
+		return res
+	}
+	return nil
+}
+
+// State returns a deep copy of the current state.
+func (s *Store) State() *State { return s.fsm.State() }
+
+// Changes receives a value after the state changes; it coalesces bursts.
+func (s *Store) Changes() <-chan struct{} { return s.changes }
+
+func (s *Store) notify() {
+	select {
+	case s.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Status is a summary of this node's Raft view.
+type Status struct {
+	Node         string `json:"node"`
+	State        string `json:"state"`
+	Leader       string `json:"leader"`
+	LastIndex    uint64 `json:"last_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Voters       int    `json:"voters"`
+}
+
+// Status reports this node's Raft view.
+func (s *Store) Status() Status {
+	_, leader := s.raft.LeaderWithID()
+	st := Status{
+		Node:         s.cfg.NodeName,
+		State:        strings.ToLower(s.raft.State().String()),
+		Leader:       string(leader),
+		LastIndex:    s.raft.LastIndex(),
+		AppliedIndex: s.raft.AppliedIndex(),
+	}
+	if f := s.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			if srv.Suffrage == raft.Voter {
+				st.Voters++
+			}
+		}
+	}
+	return st
+}
+
+// Snapshot forces a snapshot (used by tests and before upgrades).
+func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// Close shuts Raft down and closes the log.
+func (s *Store) Close() error {
+	err := s.raft.Shutdown().Error()
+	if cerr := s.transport.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := s.logs.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// slogWriter turns hclog's text lines into structured slog records.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	sc := bufio.NewScanner(strings.NewReader(string(p)))
+	for sc.Scan() {
+		line := sc.Text()
+		level := slog.LevelInfo
+		switch {
+		case strings.Contains(line, "[ERROR]"):
+			level = slog.LevelError
+		case strings.Contains(line, "[WARN]"):
+			level = slog.LevelWarn
+		case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+			level = slog.LevelDebug
+		}
+		w.log.Log(context.Background(), level, line)
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*slogWriter)(nil)

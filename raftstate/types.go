@@ -1,0 +1,171 @@
+// Package raftstate owns the cluster's replicated control state: the domain
+// types, the append-only list of commands, the FSM that applies them and the
+// Raft store that replicates them. The FSM is deterministic and does no I/O;
+// every side effect belongs to the reconciler in appliance/reconcile.
+package raftstate
+
+import (
+	"sort"
+	"time"
+)
+
+// Flavor is a database's persistence mode.
+type Flavor string
+
+// The three persistence flavors a database can have.
+const (
+	// FlavorAOF is AOF plus RDB snapshots (appendfsync everysec).
+	FlavorAOF Flavor = "aof"
+	// FlavorRDB is RDB snapshots only.
+	FlavorRDB Flavor = "rdb"
+	// FlavorNoRDB keeps data in memory only.
+	FlavorNoRDB Flavor = "nordb"
+)
+
+// Flavors lists every valid flavor, in the order the CLI shows them.
+var Flavors = []Flavor{FlavorAOF, FlavorRDB, FlavorNoRDB}
+
+// Valid reports whether f is one of the known flavors.
+func (f Flavor) Valid() bool {
+	for _, k := range Flavors {
+		if f == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Role is an instance's replication role.
+type Role string
+
+// Instance roles.
+const (
+	RolePrimary Role = "primary"
+	RoleReplica Role = "replica"
+)
+
+// Sealed is a secret encrypted with the cluster key (see appliance/secrets).
+// Only sealed bytes ever enter the Raft log or a snapshot.
+type Sealed []byte
+
+// Database is what a user asks for by name.
+type Database struct {
+	Name        string `json:"name"`
+	Version     string `json:"version"` // catalogue version, e.g. "7.0"
+	Flavor      Flavor `json:"flavor"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	Password    Sealed `json:"password"`
+	// CreatedAt comes from the proposer so that Apply stays deterministic.
+	CreatedAt time.Time `json:"created_at"`
+	// RestartGeneration is bumped by a restart request; a reconciler restarts
+	// an instance whose applied generation is lower.
+	RestartGeneration uint64     `json:"restart_generation"`
+	Instances         []Instance `json:"instances"`
+}
+
+// Primary returns the database's primary instance, if it has one.
+func (d *Database) Primary() (Instance, bool) {
+	for _, in := range d.Instances {
+		if in.Role == RolePrimary {
+			return in, true
+		}
+	}
+	return Instance{}, false
+}
+
+// Instance is one redis-server of a database on one node.
+type Instance struct {
+	ID   string `json:"id"` // unique in the cluster, e.g. "cache-0"
+	Node string `json:"node"`
+	Port int    `json:"port"`
+	Role Role   `json:"role"`
+}
+
+// Node is a host running the agent.
+type Node struct {
+	Name     string `json:"name"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// State is the whole replicated state. Readers get deep copies.
+type State struct {
+	Databases map[string]*Database `json:"databases"`
+	Nodes     map[string]*Node     `json:"nodes"`
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{Databases: map[string]*Database{}, Nodes: map[string]*Node{}}
+}
+
+// Clone returns a deep copy that the caller may keep and modify.
+func (s *State) Clone() *State {
+	c := NewState()
+	for k, d := range s.Databases {
+		dd := *d
+		dd.Password = append(Sealed(nil), d.Password...)
+		dd.Instances = append([]Instance(nil), d.Instances...)
+		c.Databases[k] = &dd
+	}
+	for k, n := range s.Nodes {
+		nn := *n
+		c.Nodes[k] = &nn
+	}
+	return c
+}
+
+// DatabaseNames returns the database names in sorted order.
+func (s *State) DatabaseNames() []string {
+	names := make([]string, 0, len(s.Databases))
+	for n := range s.Databases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// InstancesOn returns every instance placed on node, with its database.
+func (s *State) InstancesOn(node string) []PlacedInstance {
+	var out []PlacedInstance
+	for _, name := range s.DatabaseNames() {
+		d := s.Databases[name]
+		for _, in := range d.Instances {
+			if in.Node == node {
+				out = append(out, PlacedInstance{Database: d, Instance: in})
+			}
+		}
+	}
+	return out
+}
+
+// PlacedInstance pairs an instance with the database it belongs to.
+type PlacedInstance struct {
+	Database *Database
+	Instance Instance
+}
+
+// PortsInUse returns the ports allocated on node.
+func (s *State) PortsInUse(node string) map[int]string {
+	used := map[int]string{}
+	for _, d := range s.Databases {
+		for _, in := range d.Instances {
+			if in.Node == node {
+				used[in.Port] = in.ID
+			}
+		}
+	}
+	return used
+}
+
+// AllocatedMemory returns the sum of maxmemory of the instances on node.
+func (s *State) AllocatedMemory(node string) int64 {
+	var sum int64
+	for _, d := range s.Databases {
+		for _, in := range d.Instances {
+			if in.Node == node {
+				sum += d.MemoryBytes
+			}
+		}
+	}
+	return sum
+}
