@@ -1,0 +1,59 @@
+# redis-appliance. `make help` lists the targets.
+
+GO          ?= go
+BIN         := bin/redis-appliance
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+# Pinned so that every machine lints alike.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Debian packages the appliance and its tests run against.
+DEB_RUN     := redis-server redis-tools
+DEB_TEST    := $(DEB_RUN) redis-sentinel systemd-container python3-redis iproute2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/redis-appliance (static, CGO off)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/redis-appliance
+
+.PHONY: deps-run
+deps-run:
+	@./scripts/debian-deps $(DEB_RUN)
+
+.PHONY: deps-test
+deps-test:
+	@./scripts/debian-deps $(DEB_TEST)
+
+.PHONY: run
+run: deps-run build ## Build and run a single-node appliance in the foreground (embedded default config)
+	@echo "In another terminal: export PATH=$(CURDIR)/bin:\$$PATH; redis-appliance db create cache --memory 256mb"
+	$(BIN) agent
+
+.PHONY: unit
+unit: ## Unit and integration tests (real redis-server, no systemd), with the race detector
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /e2e -e /lab$$)
+
+.PHONY: e2e
+e2e: build ## End-to-end tests in real systemd (systemd-nspawn; needs root)
+	$(GO) test -count=1 -timeout 15m ./lab/ ./e2e/
+
+.PHONY: test
+test: deps-test lint unit e2e ## Every test: lint, unit, integration and real-systemd end-to-end
+
+.PHONY: lint
+lint: ## gofmt, go vet and the pinned staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+.PHONY: bench
+bench: deps-test build ## Benchmarks that print figures (see docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf bin dist

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+	"time"
+)
+
+// Client is the typed API client used by the CLI and the TUI.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the agent listening on the unix socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
+	// Creating or restarting a database waits for redis-server to be ready.
+	return &Client{socket: socket, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+}
+
+// CreateDatabase asks for a new database.
+func (c *Client) CreateDatabase(ctx context.Context, req CreateDatabaseRequest) (Database, error) {
+	var db Database
+	return db, c.do(ctx, http.MethodPost, "/v1/databases", req, &db)
+}
+
+// ListDatabases lists every database.
+func (c *Client) ListDatabases(ctx context.Context) ([]Database, error) {
+	var dbs []Database
+	return dbs, c.do(ctx, http.MethodGet, "/v1/databases", nil, &dbs)
+}
+
+// GetDatabase returns one database.
+func (c *Client) GetDatabase(ctx context.Context, name string) (Database, error) {
+	var db Database
+	return db, c.do(ctx, http.MethodGet, "/v1/databases/"+url.PathEscape(name), nil, &db)
+}
+
+// DatabaseURL returns the connection URL, with the password.
+func (c *Client) DatabaseURL(ctx context.Context, name string) (URL, error) {
+	var u URL
+	return u, c.do(ctx, http.MethodGet, "/v1/databases/"+url.PathEscape(name)+"/url", nil, &u)
+}
+
+// RestartDatabase restarts every instance and waits for them.
+func (c *Client) RestartDatabase(ctx context.Context, name string) (Database, error) {
+	var db Database
+	return db, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/restart", nil, &db)
+}
+
+// DeleteDatabase deletes a database, its units and its data.
+func (c *Client) DeleteDatabase(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/databases/"+url.PathEscape(name), nil, nil)
+}
+
+// Versions lists the version catalogue.
+func (c *Client) Versions(ctx context.Context) ([]Version, error) {
+	var v []Version
+	return v, c.do(ctx, http.MethodGet, "/v1/versions", nil, &v)
+}
+
+// Node returns this node's hardware and allocations.
+func (c *Client) Node(ctx context.Context) (Node, error) {
+	var n Node
+	return n, c.do(ctx, http.MethodGet, "/v1/node", nil, &n)
+}
+
+// ClusterStatus returns this node's view of the cluster.
+func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
+	var s ClusterStatus
+	return s, c.do(ctx, http.MethodGet, "/v1/cluster", nil, &s)
+}
+
+// ClusterInit makes this node a new single-node cluster.
+func (c *Client) ClusterInit(ctx context.Context) (ClusterStatus, error) {
+	var s ClusterStatus
+	return s, c.do(ctx, http.MethodPost, "/v1/cluster/init", nil, &s)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.explain(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read agent response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("agent answered %s", resp.Status)
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode agent response: %w", err)
+	}
+	return nil
+}
+
+// explain turns a dial failure into advice.
+func (c *Client) explain(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no agent is listening on %s: start it (make run, or systemctl start redis-appliance) or pass --socket", c.socket)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("permission denied on %s: run as root or as a member of the agent's socket_group", c.socket)
+	}
+	return fmt.Errorf("talk to agent on %s: %w", c.socket, err)
+}

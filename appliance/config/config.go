@@ -1,0 +1,177 @@
+// Package config loads the agent's configuration: the embedded defaults,
+// then the file an operator edits, strictly parsed.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML is the documented default configuration file.
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
+// SystemPath is where packages install the configuration file.
+const SystemPath = "/etc/redis-appliance/config.yaml"
+
+// Config is the agent's configuration.
+type Config struct {
+	NodeName     string   `yaml:"node_name"`
+	DataDir      string   `yaml:"data_dir"`
+	Socket       string   `yaml:"socket"`
+	SocketGroup  string   `yaml:"socket_group"`
+	RaftAddr     string   `yaml:"raft_addr"`
+	Bootstrap    string   `yaml:"bootstrap"`
+	Bind         string   `yaml:"bind"`
+	PortRange    string   `yaml:"port_range"`
+	InstanceUser string   `yaml:"instance_user"`
+	UnitDir      string   `yaml:"unit_dir"`
+	Supervisor   string   `yaml:"supervisor"`
+	RedisPaths   []string `yaml:"redis_paths"`
+	LogLevel     string   `yaml:"log_level"`
+
+	// PortMin and PortMax are parsed from PortRange.
+	PortMin int `yaml:"-"`
+	PortMax int `yaml:"-"`
+}
+
+// Load returns the defaults overlaid with the file at path. An empty path
+// means SystemPath if it exists, else the defaults alone.
+func Load(path string) (*Config, error) {
+	c, err := parse(defaultYAML)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default config: %w", err)
+	}
+	applyUserDefaults(c)
+	explicit := path != ""
+	if !explicit {
+		path = SystemPath
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	case errors.Is(err, fs.ErrNotExist) && !explicit:
+	default:
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if err := c.finish(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func parse(data []byte) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// applyUserDefaults moves state and socket somewhere writable when the agent
+// does not run as root (development, `make run` as a user).
+func applyUserDefaults(c *Config) {
+	if os.Geteuid() == 0 {
+		return
+	}
+	home, _ := os.UserHomeDir()
+	c.DataDir = filepath.Join(home, ".local", "state", "redis-appliance")
+	c.Socket = DefaultSocket()
+	c.InstanceUser = ""
+	c.Supervisor = "process"
+}
+
+// DefaultSocket is the API socket the CLI uses when none is given.
+func DefaultSocket() string {
+	if s := os.Getenv("REDIS_APPLIANCE_SOCKET"); s != "" {
+		return s
+	}
+	if os.Geteuid() == 0 {
+		return "/run/redis-appliance/api.sock"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "redis-appliance", "api.sock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("redis-appliance-%d", os.Geteuid()), "api.sock")
+}
+
+func (c *Config) finish() error {
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node_name is empty and the host name is unknown: %w", err)
+		}
+		c.NodeName = sanitizeName(h)
+	}
+	lo, hi, ok := strings.Cut(c.PortRange, "-")
+	var err1, err2 error
+	c.PortMin, err1 = strconv.Atoi(strings.TrimSpace(lo))
+	c.PortMax, err2 = strconv.Atoi(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil || c.PortMin < 1 || c.PortMax > 65535 || c.PortMin > c.PortMax {
+		return fmt.Errorf("port_range %q: want two ports like 6400-6999", c.PortRange)
+	}
+	switch c.Bootstrap {
+	case "auto", "manual":
+	default:
+		return fmt.Errorf("bootstrap %q: want auto or manual", c.Bootstrap)
+	}
+	switch c.Supervisor {
+	case "auto", "systemd", "process":
+	default:
+		return fmt.Errorf("supervisor %q: want auto, systemd or process", c.Supervisor)
+	}
+	if c.DataDir == "" || c.Socket == "" || c.RaftAddr == "" || c.Bind == "" {
+		return errors.New("data_dir, socket, raft_addr and bind must not be empty")
+	}
+	return nil
+}
+
+// sanitizeName turns a host name into a valid node name.
+func sanitizeName(h string) string {
+	h = strings.ToLower(strings.SplitN(h, ".", 2)[0])
+	var b strings.Builder
+	for _, r := range h {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	s := b.String()
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		s = "node-" + s
+	}
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return s
+}
+
+// RaftDir is where the Raft log and snapshots live.
+func (c *Config) RaftDir() string { return filepath.Join(c.DataDir, "raft") }
+
+// KeyPath is the cluster key that seals secrets.
+func (c *Config) KeyPath() string { return filepath.Join(c.DataDir, "cluster.key") }
+
+// InstancesDir holds one directory per instance.
+func (c *Config) InstancesDir() string { return filepath.Join(c.DataDir, "instances") }
+
+// SupervisorDir is the process supervisor's own state.
+func (c *Config) SupervisorDir() string { return filepath.Join(c.DataDir, "supervisor") }

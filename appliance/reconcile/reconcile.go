@@ -1,0 +1,344 @@
+// Package reconcile makes this node's redis-server instances match the
+// replicated state: it renders redis.conf from Raft, installs and starts a
+// unit per instance, restarts on request, and removes what was deleted. It is
+// level-triggered and idempotent: a pass can run at any time and converges.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/redisconf"
+	"github.com/redis-appliance/redis-appliance/appliance/secrets"
+	"github.com/redis-appliance/redis-appliance/raftstate"
+	"github.com/redis-appliance/redis-appliance/systemd"
+)
+
+// Source is the replicated state the reconciler follows.
+type Source interface {
+	State() *raftstate.State
+	Changes() <-chan struct{}
+}
+
+// Config is what the reconciler needs to know about this node.
+type Config struct {
+	// Node is this node's name: only its instances are touched.
+	Node string
+	// InstancesDir holds one directory per instance.
+	InstancesDir string
+	// Bind is the address instances listen on.
+	Bind string
+	// User and Group run redis-server; UID and GID own its files (-1: keep).
+	User, Group string
+	UID, GID    int
+	// Binary returns the redis-server path for a catalogue version.
+	Binary func(version string) (string, error)
+	// Interval is the period of the level-triggered pass.
+	Interval time.Duration
+}
+
+// Reconciler converges this node's instances on the state.
+type Reconciler struct {
+	cfg     Config
+	src     Source
+	sup     systemd.Supervisor
+	keys    *secrets.Keyring
+	log     *slog.Logger
+	trigger chan struct{}
+	passMu  sync.Mutex
+
+	mu       sync.Mutex
+	failures map[string]failure // instance ID → last start failure
+	done     chan struct{}      // closed and replaced after every pass
+	probes   *prober
+}
+
+type failure struct {
+	at  time.Time
+	err error
+}
+
+// retryAfter spaces out start attempts of an instance that keeps failing, so
+// a broken config does not spin the agent.
+const retryAfter = 5 * time.Second
+
+// New returns a reconciler; call Run to start it.
+func New(cfg Config, src Source, sup systemd.Supervisor, keys *secrets.Keyring, log *slog.Logger) *Reconciler {
+	if cfg.Interval == 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	return &Reconciler{
+		cfg: cfg, src: src, sup: sup, keys: keys, log: log,
+		trigger:  make(chan struct{}, 1),
+		failures: map[string]failure{},
+		done:     make(chan struct{}),
+		probes:   newProber(cfg.Bind),
+	}
+}
+
+// UnitName is the unit of an instance.
+func UnitName(instanceID string) string { return systemd.UnitPrefix + instanceID + ".service" }
+
+// instanceID is the inverse of UnitName.
+func instanceID(unit string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(unit, systemd.UnitPrefix), ".service")
+}
+
+// Dir is an instance's directory: redis.conf and data.
+func (r *Reconciler) Dir(instanceID string) string {
+	return filepath.Join(r.cfg.InstancesDir, instanceID)
+}
+
+// generationFile records the restart generation last applied to an instance.
+// It sits beside the instance directory, owned by the agent, so redis-server
+// cannot change it.
+func (r *Reconciler) generationFile(instanceID string) string {
+	return filepath.Join(r.cfg.InstancesDir, instanceID+".generation")
+}
+
+// Trigger asks for a pass soon.
+func (r *Reconciler) Trigger() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs passes on every state change, unit change, trigger and interval
+// until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	defer r.probes.close()
+	for {
+		if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile pass incomplete", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.src.Changes():
+		case <-r.sup.Changes():
+		case <-r.trigger:
+		case <-t.C:
+		}
+	}
+}
+
+// Passed returns a channel closed when the next pass completes.
+func (r *Reconciler) Passed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.done
+}
+
+// Pass makes one idempotent pass over this node's instances.
+func (r *Reconciler) Pass(ctx context.Context) error {
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		close(r.done)
+		r.done = make(chan struct{})
+		r.mu.Unlock()
+	}()
+	st := r.src.State()
+	want := map[string]bool{}
+	var errs []error
+	for _, pi := range st.InstancesOn(r.cfg.Node) {
+		want[pi.Instance.ID] = true
+		if err := r.ensure(ctx, pi.Database, pi.Instance); err != nil {
+			errs = append(errs, fmt.Errorf("instance %s: %w", pi.Instance.ID, err))
+		}
+	}
+	if err := r.removeUnwanted(ctx, want); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ensure makes one instance's config, unit and process match the state.
+func (r *Reconciler) ensure(ctx context.Context, db *raftstate.Database, in raftstate.Instance) error {
+	dir := r.Dir(in.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create instance directory: %w", err)
+	}
+	if err := r.chown(dir); err != nil {
+		return err
+	}
+	pw, err := r.keys.Open(db.Password)
+	if err != nil {
+		return err
+	}
+	conf, err := redisconf.Render(redisconf.Params{
+		Port: in.Port, Bind: []string{r.cfg.Bind}, Password: string(pw),
+		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
+	})
+	if err != nil {
+		return fmt.Errorf("render redis.conf: %w", err)
+	}
+	confChanged, err := redisconf.WriteFile(filepath.Join(dir, "redis.conf"), conf, r.cfg.UID, r.cfg.GID)
+	if err != nil {
+		return fmt.Errorf("write redis.conf: %w", err)
+	}
+	bin, err := r.cfg.Binary(db.Version)
+	if err != nil {
+		return err
+	}
+	name := UnitName(in.ID)
+	unitChanged, err := r.sup.Install(ctx, systemd.UnitSpec{
+		Name:        name,
+		Description: fmt.Sprintf("Redis %s database %s (instance %s, %s)", db.Version, db.Name, in.ID, in.Role),
+		ExecStart:   []string{bin, filepath.Join(dir, "redis.conf")},
+		User:        r.cfg.User, Group: r.cfg.Group, Dir: dir,
+	})
+	if err != nil {
+		return fmt.Errorf("install unit: %w", err)
+	}
+	applied, known := r.appliedGeneration(in.ID)
+	if !known {
+		// A new instance starts fresh: it has nothing to restart for.
+		applied = db.RestartGeneration
+		if err := r.setAppliedGeneration(in.ID, applied); err != nil {
+			return err
+		}
+	}
+	us, err := r.sup.State(ctx, name)
+	if err != nil {
+		return fmt.Errorf("unit state: %w", err)
+	}
+	switch {
+	case us.ActiveState == "active" && (confChanged || unitChanged || applied < db.RestartGeneration):
+		r.log.Info("restarting instance", "instance", in.ID, "config_changed", confChanged, "unit_changed", unitChanged, "restart_requested", applied < db.RestartGeneration)
+		if err := r.sup.Restart(ctx, name); err != nil {
+			return r.failed(in.ID, fmt.Errorf("restart: %w", err))
+		}
+	case us.ActiveState == "active" || us.ActiveState == "activating":
+	default:
+		if f, ok := r.failure(in.ID); ok && time.Since(f.at) < retryAfter && !confChanged && !unitChanged {
+			return f.err
+		}
+		r.log.Info("starting instance", "instance", in.ID, "unit", name, "port", in.Port)
+		if err := r.sup.Start(ctx, name); err != nil {
+			return r.failed(in.ID, fmt.Errorf("start: %w", err))
+		}
+	}
+	r.clearFailure(in.ID)
+	if applied < db.RestartGeneration {
+		return r.setAppliedGeneration(in.ID, db.RestartGeneration)
+	}
+	return nil
+}
+
+// removeUnwanted removes units and directories of instances that are no
+// longer in the state for this node.
+func (r *Reconciler) removeUnwanted(ctx context.Context, want map[string]bool) error {
+	units, err := r.sup.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list units: %w", err)
+	}
+	var errs []error
+	for _, u := range units {
+		id := instanceID(u)
+		if want[id] {
+			continue
+		}
+		r.log.Info("removing instance", "instance", id, "unit", u)
+		if err := r.sup.Remove(ctx, u); err != nil {
+			errs = append(errs, fmt.Errorf("remove unit %s: %w", u, err))
+			continue
+		}
+		r.probes.forget(id)
+	}
+	entries, err := os.ReadDir(r.cfg.InstancesDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, e := range entries {
+		id := strings.TrimSuffix(e.Name(), ".generation")
+		if want[id] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(r.cfg.InstancesDir, e.Name())); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", e.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Reconciler) chown(path string) error {
+	if r.cfg.UID < 0 && r.cfg.GID < 0 {
+		return nil
+	}
+	if err := os.Chown(path, r.cfg.UID, r.cfg.GID); err != nil {
+		return fmt.Errorf("give %s to the instance user: %w", path, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) appliedGeneration(id string) (uint64, bool) {
+	b, err := os.ReadFile(r.generationFile(id))
+	if err != nil {
+		return 0, false
+	}
+	g, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return g, err == nil
+}
+
+func (r *Reconciler) setAppliedGeneration(id string, g uint64) error {
+	if err := os.WriteFile(r.generationFile(id), []byte(strconv.FormatUint(g, 10)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record restart generation: %w", err)
+	}
+	return nil
+}
+
+// AppliedGeneration reports the restart generation an instance has applied.
+func (r *Reconciler) AppliedGeneration(id string) uint64 {
+	g, _ := r.appliedGeneration(id)
+	return g
+}
+
+func (r *Reconciler) failed(id string, err error) error {
+	r.mu.Lock()
+	r.failures[id] = failure{at: time.Now(), err: err}
+	r.mu.Unlock()
+	return err
+}
+
+func (r *Reconciler) failure(id string) (failure, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.failures[id]
+	return f, ok
+}
+
+func (r *Reconciler) clearFailure(id string) {
+	r.mu.Lock()
+	delete(r.failures, id)
+	r.mu.Unlock()
+}
+
+// Removed reports whether every instance of db on this node is gone: no
+// unit and no directory.
+func (r *Reconciler) Removed(ctx context.Context, db *raftstate.Database) bool {
+	for _, in := range db.Instances {
+		if in.Node != r.cfg.Node {
+			continue
+		}
+		if _, err := r.sup.State(ctx, UnitName(in.ID)); !errors.Is(err, systemd.ErrUnitNotFound) {
+			return false
+		}
+		if _, err := os.Stat(r.Dir(in.ID)); !errors.Is(err, os.ErrNotExist) {
+			return false
+		}
+	}
+	return true
+}

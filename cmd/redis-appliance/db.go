@@ -1,0 +1,212 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+)
+
+func newDBCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "db", Short: "Create, inspect and manage databases"}
+	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBShowCmd(g), newDBURLCmd(g), newDBRestartCmd(g), newDBDeleteCmd(g))
+	return cmd
+}
+
+func newDBCreateCmd(g *globals) *cobra.Command {
+	var req api.CreateDatabaseRequest
+	cmd := &cobra.Command{
+		Use:   "create NAME --memory SIZE [--flavor aof|rdb|nordb] [--version X.Y]",
+		Short: "Create a database and wait until it runs",
+		Example: `  redis-appliance db create cache --memory 256mb --flavor aof
+  redis-appliance db create sessions --memory 1gb --flavor nordb --version 7.0`,
+		Args: exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
+			req.Name = args[0]
+			db, err := g.client().CreateDatabase(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if err := printDatabase(g, db); err != nil {
+				return err
+			}
+			return notRunning(db)
+		},
+	}
+	cmd.Flags().StringVar(&req.Memory, "memory", "", "memory plan (maxmemory), e.g. 256mb, 2gb (required)")
+	cmd.Flags().StringVar(&req.Flavor, "flavor", "aof", "persistence: aof (AOF+RDB), rdb (RDB only), nordb (memory only)")
+	cmd.Flags().StringVar(&req.Version, "version", "", "Redis version from `redis-appliance versions` (default: newest installed)")
+	addOutput(cmd, g)
+	return cmd
+}
+
+// notRunning turns a database that did not reach running into an error.
+func notRunning(db api.Database) error {
+	if db.State == api.StateRunning {
+		return nil
+	}
+	msg := fmt.Sprintf("database %s is %s", db.Name, db.State)
+	for _, in := range db.Instances {
+		if in.Error != "" {
+			msg += ": " + in.Error
+			break
+		}
+	}
+	return fmt.Errorf("%s; see redis-appliance db show %s and journalctl -u %s", msg, db.Name, db.Unit)
+}
+
+func exactName(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%s takes one database name, got %d arguments; see --help", cmd.CommandPath(), len(args))
+	}
+	return nil
+}
+
+func newDBListCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List databases",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
+			dbs, err := g.client().ListDatabases(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(dbs)
+			}
+			t := newTable("NAME", "VERSION", "FLAVOR", "MEMORY", "USED", "PORT", "STATE")
+			for _, db := range dbs {
+				t.row(db.Name, db.Version, db.Flavor, sizing.FormatSize(db.MemoryBytes), sizing.FormatSize(db.MemoryUsedBytes), db.Port, db.State)
+			}
+			return t.flush()
+		},
+	}
+	addOutput(cmd, g)
+	return cmd
+}
+
+func newDBShowCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a database: version, flavor, plan, port, unit, state, memory used",
+		Args:  exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
+			db, err := g.client().GetDatabase(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printDatabase(g, db)
+		},
+	}
+	addOutput(cmd, g)
+	return cmd
+}
+
+func printDatabase(g *globals, db api.Database) error {
+	if g.output == "json" {
+		return printJSON(db)
+	}
+	t := newTable()
+	t.row("Name:", db.Name)
+	t.row("Version:", db.Version)
+	t.row("Flavor:", db.Flavor)
+	t.row("Memory plan:", sizing.FormatSize(db.MemoryBytes))
+	t.row("Memory used:", sizing.FormatSize(db.MemoryUsedBytes))
+	t.row("Port:", db.Port)
+	t.row("Unit:", db.Unit)
+	t.row("State:", db.State)
+	t.row("Created:", db.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Println()
+	it := newTable("INSTANCE", "NODE", "ROLE", "ADDRESS", "STATE", "PID", "RESTARTS", "SERVER")
+	for _, in := range db.Instances {
+		it.row(in.ID, in.Node, in.Role, fmt.Sprintf("%s:%d", in.Host, in.Port), in.State, in.PID, in.Restarts, in.ServerVersion)
+	}
+	if err := it.flush(); err != nil {
+		return err
+	}
+	for _, in := range db.Instances {
+		if in.Error != "" {
+			fmt.Printf("\n%s: %s\n", in.ID, in.Error)
+		}
+	}
+	return nil
+}
+
+func newDBURLCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "url NAME",
+		Short: "Print the database's redis:// URL, password included",
+		Long: `Print redis://default:PASSWORD@HOST:PORT/0 for the database's primary. It works
+with redis-cli -u, go-redis, redis-py and ioredis. The URL holds the
+password: keep it out of shell history and logs.`,
+		Args: exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			u, err := g.client().DatabaseURL(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Println(u.URL)
+			return nil
+		},
+	}
+}
+
+func newDBRestartCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restart NAME",
+		Short: "Restart every instance of a database and wait until it runs",
+		Args:  exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := g.client().RestartDatabase(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "database %s restarted: %s\n", db.Name, db.State)
+			return nil
+		},
+	}
+}
+
+func newDBDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a database: its units, its config and its data",
+		Args:  exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().DeleteDatabase(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "database %s deleted\n", args[0])
+			return nil
+		},
+	}
+}
+
+// joinNonEmpty joins the non-empty parts.
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
