@@ -1,0 +1,268 @@
+package redisconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-appliance/redis-appliance/raftstate"
+)
+
+const redisServer = "/usr/bin/redis-server"
+
+// instance is a real redis-server started by a test from a rendered file.
+type instance struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	done    chan struct{}
+	port    int
+	logPath string
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startRedis renders p, writes it with WriteFile and starts redis-server on
+// it, with the file's path as its only argument: the password travels in
+// the file, never in argv. It waits until the instance answers an
+// authenticated PING and stops it when the test ends.
+func startRedis(t *testing.T, p Params) *instance {
+	t.Helper()
+	if _, err := os.Stat(redisServer); err != nil {
+		t.Skipf("%s not installed: %v", redisServer, err)
+	}
+	conf, err := Render(p)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	confDir := t.TempDir()
+	confPath := filepath.Join(confDir, "redis.conf")
+	if _, err := WriteFile(confPath, conf, -1, -1); err != nil {
+		t.Fatalf("WriteFile: %v", err)
+	}
+	logPath := filepath.Join(confDir, "redis.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+
+	cmd := exec.Command(redisServer, confPath)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, confDir
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", redisServer, err)
+	}
+	in := &instance{t: t, cmd: cmd, done: make(chan struct{}), port: p.Port, logPath: logPath}
+	go func() { cmd.Wait(); close(in.done) }()
+	t.Cleanup(in.stop)
+
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+	if strings.Contains(string(cmdline), p.Password) {
+		t.Errorf("password in redis-server's argv: %q", cmdline)
+	}
+
+	c := client(t, p.Port, p.Password)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return in
+		}
+		select {
+		case <-in.done:
+			t.Fatalf("redis-server exited at start: %v\n%s", cmd.ProcessState, in.log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server did not answer PING within 10s: %v\n%s", err, in.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (in *instance) log() string {
+	b, _ := os.ReadFile(in.logPath)
+	return string(b)
+}
+
+// stop sends SIGTERM to the PID this test started (a clean shutdown, which
+// saves for persistent flavors), and SIGKILL if it has not exited in 15s.
+func (in *instance) stop() {
+	select {
+	case <-in.done:
+		return
+	default:
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.done:
+	case <-time.After(15 * time.Second):
+		in.t.Errorf("redis-server pid %d ignored SIGTERM for 15s; killing it", in.cmd.Process.Pid)
+		_ = in.cmd.Process.Kill()
+		<-in.done
+	}
+}
+
+func client(t *testing.T, port int, password string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr:            fmt.Sprintf("127.0.0.1:%d", port),
+		Password:        password,
+		DialTimeout:     time.Second,
+		ReadTimeout:     2 * time.Second,
+		MaxRetries:      -1, // report the first answer, do not retry
+		DisableIdentity: true,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// TestRender_AcceptedByRealRedis proves, for each flavor, that redis-server
+// 7.0 starts from the rendered file, requires the password (one full of
+// quotes, backslashes, a newline, a NUL and UTF-8 for aof), runs with the
+// settings rendered, and persists (or not) across a restart as the flavor
+// promises.
+func TestRender_AcceptedByRealRedis(t *testing.T) {
+	nasty := "p\"a\\ss w#rd\n\x00\xc3\xa9 " + testPassword
+	tests := []struct {
+		flavor   raftstate.Flavor
+		password string
+		policy   string
+		want     map[string]string // CONFIG GET answers
+		aofDir   bool              // appendonlydir/ written
+		dump     bool              // dump.rdb written at shutdown
+	}{
+		{raftstate.FlavorAOF, nasty, "",
+			map[string]string{"appendonly": "yes", "appendfsync": "everysec", "save": "900 1 300 10 60 10000", "maxmemory-policy": "noeviction"},
+			true, true},
+		{raftstate.FlavorRDB, testPassword, "allkeys-lru",
+			map[string]string{"appendonly": "no", "save": "900 1 300 10 60 10000", "maxmemory-policy": "allkeys-lru"},
+			false, true},
+		{raftstate.FlavorNoRDB, testPassword, "volatile-ttl",
+			map[string]string{"appendonly": "no", "save": "", "maxmemory-policy": "volatile-ttl"},
+			false, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.flavor), func(t *testing.T) {
+			dir := t.TempDir()
+			p := Params{
+				Port: freePort(t), Bind: []string{"127.0.0.1"}, Password: tt.password,
+				MaxMemory: 64 << 20, MaxMemoryPolicy: tt.policy, Dir: dir, Flavor: tt.flavor,
+			}
+			in := startRedis(t, p)
+
+			err := client(t, p.Port, "").Ping(ctx(t)).Err()
+			if err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+				t.Errorf("PING without password = %v, want NOAUTH", err)
+			}
+			err = client(t, p.Port, testPassword+"-wrong").Ping(ctx(t)).Err()
+			if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+				t.Errorf("PING with a wrong password = %v, want WRONGPASS", err)
+			}
+
+			c := client(t, p.Port, p.Password)
+			want := map[string]string{
+				"maxmemory": "67108864", "port": fmt.Sprint(p.Port), "bind": "127.0.0.1",
+				"protected-mode": "yes", "dir": dir, "dbfilename": "dump.rdb",
+				"appenddirname": "appendonlydir", "tcp-keepalive": "60", "daemonize": "no",
+				"supervised": "systemd", "logfile": "", "pidfile": "",
+			}
+			for k, v := range tt.want {
+				want[k] = v
+			}
+			for key, v := range want {
+				got, err := c.ConfigGet(ctx(t), key).Result()
+				if err != nil {
+					t.Errorf("CONFIG GET %s: %v", key, err)
+					continue
+				}
+				if got[key] != v {
+					t.Errorf("CONFIG GET %s = %q, want %q", key, got[key], v)
+				}
+			}
+
+			if err := c.Set(ctx(t), "k", "v", 0).Err(); err != nil {
+				t.Fatalf("SET: %v", err)
+			}
+			in.stop()
+			if _, err := os.Stat(filepath.Join(dir, "appendonlydir")); (err == nil) != tt.aofDir {
+				t.Errorf("appendonlydir exists = %v, want %v", err == nil, tt.aofDir)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "dump.rdb")); (err == nil) != tt.dump {
+				t.Errorf("dump.rdb exists = %v, want %v", err == nil, tt.dump)
+			}
+
+			// Start again from the same file: persistent flavors kept the key.
+			startRedis(t, p)
+			got, err := client(t, p.Port, p.Password).Get(ctx(t), "k").Result()
+			switch {
+			case tt.flavor == raftstate.FlavorNoRDB && !errors.Is(err, redis.Nil):
+				t.Errorf("nordb after restart: GET k = %q, %v; want no key", got, err)
+			case tt.flavor != raftstate.FlavorNoRDB && (err != nil || got != "v"):
+				t.Errorf("%s after restart: GET k = %q, %v; want v", tt.flavor, got, err)
+			}
+		})
+	}
+}
+
+// TestRender_ReplicaStartsAsReplica proves an instance rendered with
+// ReplicaOf starts as a read-only replica of that primary, authenticated
+// by masterauth, and follows its writes: a returning old primary rendered
+// this way never takes a write.
+func TestRender_ReplicaStartsAsReplica(t *testing.T) {
+	primary := Params{Port: freePort(t), Bind: []string{"127.0.0.1"}, Password: testPassword,
+		MaxMemory: 32 << 20, Dir: t.TempDir(), Flavor: raftstate.FlavorRDB}
+	startRedis(t, primary)
+	replica := primary
+	replica.Port = freePort(t)
+	replica.Dir = t.TempDir()
+	replica.ReplicaOf = fmt.Sprintf("127.0.0.1:%d", primary.Port)
+	startRedis(t, replica)
+
+	pc := client(t, primary.Port, testPassword)
+	rc := client(t, replica.Port, testPassword)
+	if err := pc.Set(ctx(t), "k", "from-primary", 0).Err(); err != nil {
+		t.Fatalf("SET on primary: %v", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, _ := rc.Info(ctx(t), "replication").Result()
+		got, _ := rc.Get(ctx(t), "k").Result()
+		if strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up") && got == "from-primary" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica did not sync within 15s; GET k = %q; INFO replication:\n%s", got, info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	err := rc.Set(ctx(t), "k", "on-replica", 0).Err()
+	if err == nil || !strings.Contains(err.Error(), "READONLY") {
+		t.Errorf("SET on replica = %v, want READONLY", err)
+	}
+}
