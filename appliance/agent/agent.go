@@ -85,7 +85,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 
 	installed, err := versions.Discover(ctx, cfg.RedisPaths)
 	if err != nil {
-		log.Warn("no redis-server found; install redis-server (apt-get install redis-server) before creating databases", "err", err)
+		log.Warn("some redis-server binaries could not be used", "err", err)
+	}
+	if len(installed) == 0 {
+		log.Warn("no redis-server found; install redis-server (apt-get install redis-server) before creating databases")
 	}
 	for _, i := range installed {
 		log.Info("redis-server found", "version", i.Full, "path", i.Path)

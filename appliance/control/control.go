@@ -366,7 +366,9 @@ func (c *Controller) discover(ctx context.Context) []versions.Installed {
 	c.verMu.Lock()
 	defer c.verMu.Unlock()
 	if err != nil {
-		c.log.Warn("version discovery failed; keeping the previous list", "err", err)
+		c.log.Warn("version discovery skipped some binaries", "err", err)
+	}
+	if len(inst) == 0 && err != nil {
 		return c.installed
 	}
 	c.installed = inst
