@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +28,7 @@ import (
 // testAgent is an agent running in this process with the child-process
 // supervisor, real Raft on loopback and real redis-server instances.
 type testAgent struct {
+	logs   *syncBuffer
 	cfg    *config.Config
 	client *api.Client
 	cancel context.CancelFunc
@@ -68,8 +73,8 @@ func startAgent(t *testing.T, cfg *config.Config) *testAgent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
-	a := &testAgent{cfg: cfg, client: api.NewClient(cfg.Socket), cancel: cancel, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := &testAgent{cfg: cfg, client: api.NewClient(cfg.Socket), cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, a.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { a.done <- Run(ctx, cfg, log, ready) }()
 	select {
 	case <-ready:
@@ -107,6 +112,24 @@ func stopInstances(t *testing.T, a *testAgent) {
 }
 
 type testWriter struct{ t *testing.T }
+
+// syncBuffer collects the agent's logs so tests can search them.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -195,6 +218,29 @@ func TestAgent_DatabaseLifecycleWithRealClients(t *testing.T) {
 	}
 	if v, err := rc.Get(ctx, "py").Result(); err != nil || v != "yes" {
 		t.Fatalf("after restart, py = %q, %v (aof data lost?)", v, err)
+	}
+
+	// The password is in no log, not in the Raft log or snapshots in the
+	// clear, and the API socket is 0660.
+	if strings.Contains(a.logs.String(), pw) {
+		t.Fatal("the agent logged the password")
+	}
+	err = filepath.WalkDir(cfg.RaftDir(), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		// Look for the password and for its base64 (how JSON writes []byte).
+		if err == nil && (bytes.Contains(b, []byte(pw)) || bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString([]byte(pw))))) {
+			t.Errorf("%s holds the password in the clear", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(cfg.Socket); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode %v %v, want 0660", fi.Mode().Perm(), err)
 	}
 
 	dir := filepath.Join(cfg.InstancesDir(), "cache-0")
