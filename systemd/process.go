@@ -34,7 +34,7 @@ const processLogMax = 16 << 20
 // RestartSec, TimeoutStartSec, TimeoutStopSec and StartLimitBurst. They are
 // a package variable so that tests can shorten them before NewProcess.
 type processTimings struct {
-	restartSec   time.Duration
+	restartDelay time.Duration
 	readyTimeout time.Duration
 	stopTimeout  time.Duration
 	// pollInterval is how often a reattached process (not our child, so
@@ -45,7 +45,7 @@ type processTimings struct {
 }
 
 var defaultProcessTimings = processTimings{
-	restartSec:   time.Second,
+	restartDelay: time.Second,
 	readyTimeout: 2 * time.Minute,
 	stopTimeout:  90 * time.Second,
 	pollInterval: 250 * time.Millisecond,
@@ -242,7 +242,7 @@ func (p *Process) Install(ctx context.Context, spec UnitSpec) (bool, error) {
 // startWaitBound is the longest a Start caller waits for one attempt: a
 // backoff in progress plus the readiness timeout plus slack.
 func (p *Process) startWaitBound() time.Duration {
-	return p.t.restartSec + p.t.readyTimeout + 10*time.Second
+	return p.t.restartDelay + p.t.readyTimeout + 10*time.Second
 }
 
 // Start implements Supervisor. Like a systemd start job it reports the
@@ -628,7 +628,7 @@ func (p *Process) attemptFailed(u *procUnit, err error) bool {
 // if that happened meanwhile.
 func (p *Process) backoff(u *procUnit, r *procRun) error {
 	p.setState(u, "activating", "auto-restart", 0)
-	timer := time.NewTimer(p.t.restartSec)
+	timer := time.NewTimer(p.t.restartDelay)
 	defer timer.Stop()
 	select {
 	case <-timer.C:

@@ -321,7 +321,7 @@ func TestProcessStartErrors(t *testing.T) {
 	ctx := context.Background()
 	withTimings(t, func(pt *processTimings) {
 		pt.readyTimeout = 3 * time.Second
-		pt.restartSec = 100 * time.Millisecond
+		pt.restartDelay = 100 * time.Millisecond
 		pt.startLimit = 3
 	})
 	cases := []struct {

@@ -23,7 +23,7 @@ func testSpec() UnitSpec {
 // systemd's syntax (sections, continuation lines, comments).
 func unitOptions(t *testing.T, data []byte) map[string][]string {
 	t.Helper()
-	opts, err := unit.Deserialize(strings.NewReader(string(data)))
+	opts, err := unit.DeserializeOptions(strings.NewReader(string(data)))
 	if err != nil {
 		t.Fatalf("rendered unit does not parse: %v\n%s", err, data)
 	}
