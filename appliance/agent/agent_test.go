@@ -338,3 +338,28 @@ func TestAgent_SecondAgentOnSameDataDirIsRefused(t *testing.T) {
 		t.Fatalf("second agent: %v, want a refusal naming another agent", err)
 	}
 }
+
+// TestAgent_ManualBootstrapWaitsForClusterInit: with bootstrap: manual a
+// fresh node serves its API but has no cluster until `cluster init`, which
+// works once.
+func TestAgent_ManualBootstrapWaitsForClusterInit(t *testing.T) {
+	cfg := writeConfig(t, t.TempDir())
+	cfg.Bootstrap = "manual"
+	a := startAgent(t, cfg)
+	stopInstances(t, a)
+	ctx := ctxT(t)
+	st, err := a.client.ClusterStatus(ctx)
+	if err != nil || st.Bootstrapped || st.Leader != "" {
+		t.Fatalf("before init: %+v %v, want not bootstrapped and no leader", st, err)
+	}
+	st, err = a.client.ClusterInit(ctx)
+	if err != nil || !st.Bootstrapped || st.Leader != "n1" || st.Voters != 1 {
+		t.Fatalf("init: %+v %v", st, err)
+	}
+	if _, err := a.client.ClusterInit(ctx); !isStatus(err, http.StatusConflict) {
+		t.Fatalf("second init: %v, want 409", err)
+	}
+	if _, err := a.client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "after-init", Memory: "16mb", Flavor: "nordb"}); err != nil {
+		t.Fatal(err)
+	}
+}
