@@ -34,7 +34,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	if err != nil {
 		return err
 	}
-	if err := prepareDirs(cfg, gid); err != nil {
+	if err := prepareDirs(cfg); err != nil {
 		return err
 	}
 	unlock, err := lockDataDir(cfg.DataDir)
@@ -171,25 +171,26 @@ func groupName(gid int) string {
 	return g.Name
 }
 
-// prepareDirs creates the data directory tree. The instance group may
-// traverse it (to reach its own instance directory) but not read the key or
-// the Raft state, which stay 0700/0600 for the agent.
-func prepareDirs(cfg *config.Config, gid int) error {
+// prepareDirs creates the data directory tree, root-owned and 0711: the
+// instance user may traverse it to reach its own 0700 instance directory but
+// may not list it, and the key and the Raft state stay 0600/0700. The owner
+// stays root:root on purpose: systemd's StateDirectory= re-owns the whole
+// tree, instance data included, whenever the top directory's owner differs
+// from the agent's.
+func prepareDirs(cfg *config.Config) error {
 	for _, d := range []string{cfg.DataDir, cfg.InstancesDir()} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := os.MkdirAll(d, dataDirMode); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
-		if err := os.Chmod(d, 0o750); err != nil {
+		if err := os.Chmod(d, dataDirMode); err != nil {
 			return err
-		}
-		if gid >= 0 {
-			if err := os.Chown(d, -1, gid); err != nil {
-				return fmt.Errorf("give %s to group %d: %w", d, gid, err)
-			}
 		}
 	}
 	return nil
 }
+
+// dataDirMode lets others traverse but not list the data directories.
+const dataDirMode = 0o711
 
 // lockDataDir takes an exclusive lock so that a second agent on the same
 // data directory stops at once with a clear message.
