@@ -46,7 +46,7 @@ func freePort(t *testing.T) int {
 func startRedis(t *testing.T, p Params) *instance {
 	t.Helper()
 	if _, err := os.Stat(redisServer); err != nil {
-		t.Skipf("%s not installed: %v", redisServer, err)
+		t.Fatalf("%s not installed (%v): apt-get install redis-server", redisServer, err)
 	}
 	conf, err := Render(p)
 	if err != nil {

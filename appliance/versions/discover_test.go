@@ -15,7 +15,7 @@ const realRedis = "/usr/bin/redis-server"
 func needRealRedis(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(realRedis); err != nil {
-		t.Skipf("%s not installed: %v", realRedis, err)
+		t.Fatalf("%s not installed (%v): apt-get install redis-server", realRedis, err)
 	}
 }
 
