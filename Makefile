@@ -34,7 +34,7 @@ run: deps-run build ## Build and run a single-node appliance in the foreground (
 	$(BIN) agent
 
 .PHONY: unit
-unit: ## Unit and integration tests (real redis-server, no systemd), with the race detector
+unit: ## Unit and integration tests with the race detector (real redis-server; systemd/ also boots an nspawn host)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /e2e -e /lab$$)
 
 .PHONY: e2e
