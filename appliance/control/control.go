@@ -272,7 +272,7 @@ func (c *Controller) host() string {
 }
 
 // DatabaseURL returns redis://default:PASSWORD@HOST:PORT/0 for the primary.
-// The user is named because redis-cli 7.0 sends "AUTH '' PASSWORD" for an
+// The user is named because redis-cli 7.0 sends "AUTH ” PASSWORD" for an
 // empty one, which the server refuses; "default" works with every client.
 func (c *Controller) DatabaseURL(ctx context.Context, name string) (api.URL, error) {
 	if err := c.waitReady(ctx); err != nil {
