@@ -161,6 +161,10 @@ func TestCLI_StateSurvivesAgentKill9AndRestart(t *testing.T) {
 	a.start()
 	a.mustCLI("db", "create", "cache", "--memory", "32mb", "--flavor", "aof")
 	url := strings.TrimSpace(a.mustCLI("db", "url", "cache"))
+	var u api.URL
+	if err := json.Unmarshal([]byte(a.mustCLI("db", "url", "cache", "-o", "json")), &u); err != nil || u.URL != url {
+		t.Fatalf("db url -o json = %+v %v, want the same URL as plain output", u, err)
+	}
 	if redisCLI(t, url, "set", "k", "v") != "OK" {
 		t.Fatal("set failed")
 	}

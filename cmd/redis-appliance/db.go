@@ -151,22 +151,30 @@ func printDatabase(g *globals, db api.Database) error {
 }
 
 func newDBURLCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "url NAME",
 		Short: "Print the database's redis:// URL, password included",
-		Long: `Print redis://default:PASSWORD@HOST:PORT/0 for the database's primary. It works
-with redis-cli -u, go-redis, redis-py and ioredis. The URL holds the
+		Long: `Print redis://default:PASSWORD@HOST:PORT/0 for the database's primary. It
+works with redis-cli -u, go-redis, redis-py and ioredis. The URL holds the
 password: keep it out of shell history and logs.`,
 		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
 			u, err := g.client().DatabaseURL(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if g.output == "json" {
+				return printJSON(u)
 			}
 			fmt.Println(u.URL)
 			return nil
 		},
 	}
+	addOutput(cmd, g)
+	return cmd
 }
 
 func newDBRestartCmd(g *globals) *cobra.Command {
