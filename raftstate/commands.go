@@ -21,6 +21,14 @@ const (
 	CmdDeleteDatabase CommandType = 3
 	// CmdRestartDatabase asks every instance of a database to restart.
 	CmdRestartDatabase CommandType = 4
+	// CmdRemoveNode removes a node from the state.
+	CmdRemoveNode CommandType = 5
+	// CmdSetNodeDraining marks a node as draining, or not.
+	CmdSetNodeDraining CommandType = 6
+	// CmdAddJoinToken records the hash of a new join token.
+	CmdAddJoinToken CommandType = 7
+	// CmdConsumeJoinToken spends a join token for a joining node.
+	CmdConsumeJoinToken CommandType = 8
 )
 
 func (t CommandType) String() string {
@@ -33,6 +41,14 @@ func (t CommandType) String() string {
 		return "delete-database"
 	case CmdRestartDatabase:
 		return "restart-database"
+	case CmdRemoveNode:
+		return "remove-node"
+	case CmdSetNodeDraining:
+		return "set-node-draining"
+	case CmdAddJoinToken:
+		return "add-join-token"
+	case CmdConsumeJoinToken:
+		return "consume-join-token"
 	}
 	return fmt.Sprintf("command-%d", uint8(t))
 }
@@ -41,10 +57,41 @@ func (t CommandType) String() string {
 // newer agent may add versions; Apply decodes every version it knows.
 const payloadVersion = 1
 
-// RegisterNode is the payload of CmdRegisterNode.
+// RegisterNode is the payload of CmdRegisterNode. Registering a known node
+// updates its addresses.
 type RegisterNode struct {
+	Name     string    `json:"name"`
+	RaftAddr string    `json:"raft_addr"`
+	APIAddr  string    `json:"api_addr,omitempty"`
+	Address  string    `json:"address,omitempty"`
+	At       time.Time `json:"at,omitempty"`
+}
+
+// RemoveNode is the payload of CmdRemoveNode. Without Force it is refused
+// while the node hosts instances; with Force the databases whose only copy
+// was there are deleted with it.
+type RemoveNode struct {
+	Name  string `json:"name"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// SetNodeDraining is the payload of CmdSetNodeDraining.
+type SetNodeDraining struct {
 	Name     string `json:"name"`
-	RaftAddr string `json:"raft_addr"`
+	Draining bool   `json:"draining"`
+}
+
+// AddJoinToken is the payload of CmdAddJoinToken.
+type AddJoinToken struct {
+	Token JoinToken `json:"token"`
+}
+
+// ConsumeJoinToken is the payload of CmdConsumeJoinToken.
+type ConsumeJoinToken struct {
+	ID   string    `json:"id"`
+	Hash string    `json:"hash"`
+	Node string    `json:"node"`
+	At   time.Time `json:"at"`
 }
 
 // CreateDatabase is the payload of CmdCreateDatabase. Placement (node and

@@ -16,4 +16,6 @@ var (
 	// ErrConflict means the command conflicts with the current state (a port
 	// already allocated, an unknown node).
 	ErrConflict = errors.New("conflict")
+	// ErrTokenRefused means a join token is unknown, spent or expired.
+	ErrTokenRefused = errors.New("join token refused")
 )

@@ -1,11 +1,14 @@
 package raftstate
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -77,6 +80,22 @@ func (f *FSM) apply(t CommandType, body []byte, index uint64) error {
 		var p RestartDatabase
 		mustDecode(t, body, index, &p)
 		return f.applyRestartDatabase(p)
+	case CmdRemoveNode:
+		var p RemoveNode
+		mustDecode(t, body, index, &p)
+		return f.applyRemoveNode(p)
+	case CmdSetNodeDraining:
+		var p SetNodeDraining
+		mustDecode(t, body, index, &p)
+		return f.applySetNodeDraining(p)
+	case CmdAddJoinToken:
+		var p AddJoinToken
+		mustDecode(t, body, index, &p)
+		return f.applyAddJoinToken(p)
+	case CmdConsumeJoinToken:
+		var p ConsumeJoinToken
+		mustDecode(t, body, index, &p)
+		return f.applyConsumeJoinToken(p)
 	}
 	panic(fmt.Sprintf("raftstate: log entry %d has unknown command type %d; upgrade this agent", index, t))
 }
@@ -91,7 +110,82 @@ func (f *FSM) applyRegisterNode(p RegisterNode) error {
 	if !NameRE.MatchString(p.Name) {
 		return fmt.Errorf("node name %q: %w", p.Name, ErrInvalid)
 	}
-	f.state.Nodes[p.Name] = &Node{Name: p.Name, RaftAddr: p.RaftAddr}
+	n, ok := f.state.Nodes[p.Name]
+	if !ok {
+		n = &Node{Name: p.Name, JoinedAt: p.At}
+		f.state.Nodes[p.Name] = n
+	}
+	n.RaftAddr, n.APIAddr, n.Address = p.RaftAddr, p.APIAddr, p.Address
+	return nil
+}
+
+func (f *FSM) applyRemoveNode(p RemoveNode) error {
+	if _, ok := f.state.Nodes[p.Name]; !ok {
+		return fmt.Errorf("node %q %w", p.Name, ErrNotFound)
+	}
+	var hosted []string
+	for _, name := range f.state.DatabaseNames() {
+		for _, in := range f.state.Databases[name].Instances {
+			if in.Node == p.Name {
+				hosted = append(hosted, name)
+				break
+			}
+		}
+	}
+	if len(hosted) > 0 && !p.Force {
+		return fmt.Errorf("node %s holds the only copy of %s: %w", p.Name, strings.Join(hosted, ", "), ErrConflict)
+	}
+	for _, name := range hosted {
+		delete(f.state.Databases, name)
+	}
+	delete(f.state.Nodes, p.Name)
+	return nil
+}
+
+func (f *FSM) applySetNodeDraining(p SetNodeDraining) error {
+	n, ok := f.state.Nodes[p.Name]
+	if !ok {
+		return fmt.Errorf("node %q %w", p.Name, ErrNotFound)
+	}
+	n.Draining = p.Draining
+	return nil
+}
+
+// tokenRetention is how long a spent or expired token is kept, so that a
+// reuse is refused as "already used" rather than "unknown".
+const tokenRetention = 24 * time.Hour
+
+func (f *FSM) applyAddJoinToken(p AddJoinToken) error {
+	t := p.Token
+	if t.ID == "" || t.Hash == "" || !t.Expires.After(t.CreatedAt) {
+		return fmt.Errorf("join token needs an id, a hash and an expiry after its creation: %w", ErrInvalid)
+	}
+	if _, ok := f.state.Tokens[t.ID]; ok {
+		return fmt.Errorf("join token %s %w", t.ID, ErrExists)
+	}
+	for id, old := range f.state.Tokens {
+		if old.Expires.Add(tokenRetention).Before(t.CreatedAt) {
+			delete(f.state.Tokens, id)
+		}
+	}
+	f.state.Tokens[t.ID] = &t
+	return nil
+}
+
+func (f *FSM) applyConsumeJoinToken(p ConsumeJoinToken) error {
+	t, ok := f.state.Tokens[p.ID]
+	switch {
+	case !ok || subtle.ConstantTimeCompare([]byte(t.Hash), []byte(p.Hash)) != 1:
+		return fmt.Errorf("unknown token; create one with redis-appliance cluster token: %w", ErrTokenRefused)
+	case t.ConsumedBy != "":
+		return fmt.Errorf("token already used by node %s; create a new one with redis-appliance cluster token: %w", t.ConsumedBy, ErrTokenRefused)
+	case !p.At.Before(t.Expires):
+		return fmt.Errorf("token expired at %s; create a new one with redis-appliance cluster token: %w", t.Expires.UTC().Format(time.RFC3339), ErrTokenRefused)
+	}
+	if _, taken := f.state.Nodes[p.Node]; taken {
+		return fmt.Errorf("a node named %s is already a member; give the joining node another node_name: %w", p.Node, ErrExists)
+	}
+	t.ConsumedBy = p.Node
 	return nil
 }
 

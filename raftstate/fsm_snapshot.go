@@ -51,6 +51,9 @@ func readSnapshot(r io.Reader) (*State, error) {
 		for k, n := range f.State.Nodes {
 			s.Nodes[k] = n
 		}
+		for k, t := range f.State.Tokens {
+			s.Tokens[k] = t
+		}
 	}
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,70 @@ func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
 	}
 	if len(g.State().Databases) != 2 {
 		t.Fatal("failed restore replaced the state")
+	}
+}
+
+func TestFSM_JoinTokensAreSingleUseAndExpire(t *testing.T) {
+	f := NewFSM(nil)
+	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	_ = applyCmd(t, f, 1, CmdRegisterNode, RegisterNode{Name: "n1"})
+	tok := JoinToken{ID: "t1", Hash: "h1", CreatedAt: t0, Expires: t0.Add(time.Hour)}
+	if err := applyCmd(t, f, 2, CmdAddJoinToken, AddJoinToken{Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		p    ConsumeJoinToken
+		want error
+	}{
+		{"wrong hash", ConsumeJoinToken{ID: "t1", Hash: "h2", Node: "n2", At: t0}, ErrTokenRefused},
+		{"unknown id", ConsumeJoinToken{ID: "t9", Hash: "h1", Node: "n2", At: t0}, ErrTokenRefused},
+		{"expired", ConsumeJoinToken{ID: "t1", Hash: "h1", Node: "n2", At: t0.Add(time.Hour)}, ErrTokenRefused},
+		{"duplicate node name", ConsumeJoinToken{ID: "t1", Hash: "h1", Node: "n1", At: t0}, ErrExists},
+		{"good", ConsumeJoinToken{ID: "t1", Hash: "h1", Node: "n2", At: t0.Add(time.Minute)}, nil},
+		{"reused", ConsumeJoinToken{ID: "t1", Hash: "h1", Node: "n3", At: t0.Add(2 * time.Minute)}, ErrTokenRefused},
+	}
+	for i, c := range cases {
+		err := applyCmd(t, f, uint64(3+i), CmdConsumeJoinToken, c.p)
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
+		}
+	}
+	if f.State().Tokens["t1"].ConsumedBy != "n2" {
+		t.Fatal("token not marked as used by n2")
+	}
+	// Old tokens are pruned when a new one is added a day after they expired.
+	later := JoinToken{ID: "t2", Hash: "h2", CreatedAt: t0.Add(26 * time.Hour), Expires: t0.Add(27 * time.Hour)}
+	if err := applyCmd(t, f, 20, CmdAddJoinToken, AddJoinToken{Token: later}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.State().Tokens["t1"]; ok {
+		t.Fatal("expired token kept past its retention")
+	}
+}
+
+func TestFSM_RemoveNodeRefusedWhileItHoldsTheOnlyCopy(t *testing.T) {
+	f := NewFSM(nil)
+	_ = applyCmd(t, f, 1, CmdRegisterNode, RegisterNode{Name: "n1", APIAddr: "10.0.0.1:7482"})
+	_ = applyCmd(t, f, 2, CmdRegisterNode, RegisterNode{Name: "n2"})
+	_ = applyCmd(t, f, 3, CmdCreateDatabase, CreateDatabase{Database: testDB("cache", 6400)})
+	if err := applyCmd(t, f, 4, CmdRemoveNode, RemoveNode{Name: "n1"}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "cache") {
+		t.Fatalf("remove n1: %v, want a conflict naming cache", err)
+	}
+	if err := applyCmd(t, f, 5, CmdSetNodeDraining, SetNodeDraining{Name: "n2", Draining: true}); err != nil || !f.State().Nodes["n2"].Draining {
+		t.Fatalf("drain n2: %v", err)
+	}
+	if err := applyCmd(t, f, 6, CmdRemoveNode, RemoveNode{Name: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyCmd(t, f, 7, CmdRemoveNode, RemoveNode{Name: "n1", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	st := f.State()
+	if len(st.Nodes) != 0 || len(st.Databases) != 0 {
+		t.Fatalf("after forced removal: %+v", st)
+	}
+	if err := applyCmd(t, f, 8, CmdSetNodeDraining, SetNodeDraining{Name: "n1"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("drain removed node: %v", err)
 	}
 }

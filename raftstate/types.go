@@ -85,17 +85,45 @@ type Instance struct {
 type Node struct {
 	Name     string `json:"name"`
 	RaftAddr string `json:"raft_addr"`
+	// APIAddr is the node's cluster API (mutual TLS), host:port.
+	APIAddr string `json:"api_addr,omitempty"`
+	// Address is where clients reach this node's instances.
+	Address string `json:"address,omitempty"`
+	// Draining nodes get no new placements.
+	Draining bool      `json:"draining,omitempty"`
+	JoinedAt time.Time `json:"joined_at,omitempty"`
+}
+
+// JoinToken is the cluster's record of a join token: only a hash of its
+// secret, so the Raft log never holds a usable token.
+type JoinToken struct {
+	ID         string    `json:"id"`
+	Hash       string    `json:"hash"`
+	Expires    time.Time `json:"expires"`
+	CreatedAt  time.Time `json:"created_at"`
+	ConsumedBy string    `json:"consumed_by,omitempty"`
 }
 
 // State is the whole replicated state. Readers get deep copies.
 type State struct {
-	Databases map[string]*Database `json:"databases"`
-	Nodes     map[string]*Node     `json:"nodes"`
+	Databases map[string]*Database  `json:"databases"`
+	Nodes     map[string]*Node      `json:"nodes"`
+	Tokens    map[string]*JoinToken `json:"tokens,omitempty"`
 }
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{Databases: map[string]*Database{}, Nodes: map[string]*Node{}}
+	return &State{Databases: map[string]*Database{}, Nodes: map[string]*Node{}, Tokens: map[string]*JoinToken{}}
+}
+
+// NodeNames returns the node names in sorted order.
+func (s *State) NodeNames() []string {
+	names := make([]string, 0, len(s.Nodes))
+	for n := range s.Nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Clone returns a deep copy that the caller may keep and modify.
@@ -110,6 +138,10 @@ func (s *State) Clone() *State {
 	for k, n := range s.Nodes {
 		nn := *n
 		c.Nodes[k] = &nn
+	}
+	for k, t := range s.Tokens {
+		tt := *t
+		c.Tokens[k] = &tt
 	}
 	return c
 }
