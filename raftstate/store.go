@@ -3,6 +3,7 @@ package raftstate
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type Config struct {
 	AdvertiseAddr string
 	// Logger receives Raft's own logs.
 	Logger *slog.Logger
+	// ServerTLS and ClientTLS, when set, run Raft over mutual TLS (see
+	// NewTLSStreamLayer); without them Raft speaks plain TCP (tests only).
+	ServerTLS, ClientTLS *tls.Config
 }
 
 // Store is the replicated state: Raft plus the FSM.
@@ -93,7 +97,18 @@ func Open(cfg Config) (*Store, error) {
 		_ = logs.Close()
 		return nil, fmt.Errorf("raft advertise address %q: %w", cfg.AdvertiseAddr, err)
 	}
-	tr, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hlog)
+	var tr *raft.NetworkTransport
+	if cfg.ServerTLS != nil {
+		layer, lerr := NewTLSStreamLayer(cfg.BindAddr, adv, cfg.ServerTLS, cfg.ClientTLS)
+		err = lerr
+		if err == nil {
+			tr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+				Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
+			})
+		}
+	} else {
+		tr, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hlog)
+	}
 	if err != nil {
 		_ = logs.Close()
 		return nil, fmt.Errorf("listen for raft on %s (is the port free?): %w", cfg.BindAddr, err)
@@ -207,11 +222,7 @@ func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 	if err != nil {
 		return err
 	}
-	timeout := applyTimeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl)
-	}
-	f := s.raft.Apply(data, timeout)
+	f := s.raft.Apply(data, timeoutOf(ctx))
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return ErrNotLeader
@@ -265,6 +276,81 @@ func (s *Store) Status() Status {
 		}
 	}
 	return st
+}
+
+// Server is one member of the Raft configuration.
+type Server struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Voter    bool   `json:"voter"`
+	IsLeader bool   `json:"leader"`
+}
+
+// Servers returns the Raft configuration's members.
+func (s *Store) Servers() ([]Server, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	_, leader := s.raft.LeaderWithID()
+	var out []Server
+	for _, srv := range f.Configuration().Servers {
+		out = append(out, Server{
+			ID: string(srv.ID), Address: string(srv.Address),
+			Voter: srv.Suffrage == raft.Voter, IsLeader: srv.ID == leader,
+		})
+	}
+	return out, nil
+}
+
+// Leader returns the leader's server ID, or "" when there is none.
+func (s *Store) Leader() string {
+	_, id := s.raft.LeaderWithID()
+	return string(id)
+}
+
+// LastContact is how long ago this follower last heard from the leader
+// (zero on the leader itself).
+func (s *Store) LastContact() time.Duration {
+	if s.IsLeader() {
+		return 0
+	}
+	return time.Since(s.raft.LastContact())
+}
+
+// AddVoter adds a node as a voter. Only the leader can.
+func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutOf(ctx)).Error(); err != nil {
+		return fmt.Errorf("add voter %s at %s: %w", id, addr, err)
+	}
+	return nil
+}
+
+// RemoveServer removes a node from the Raft configuration. Only the leader
+// can.
+func (s *Store) RemoveServer(ctx context.Context, id string) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := s.raft.RemoveServer(raft.ServerID(id), 0, timeoutOf(ctx)).Error(); err != nil {
+		return fmt.Errorf("remove server %s: %w", id, err)
+	}
+	return nil
+}
+
+// TransferLeadership asks another voter to take over.
+func (s *Store) TransferLeadership() error {
+	return s.raft.LeadershipTransfer().Error()
+}
+
+func timeoutOf(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < applyTimeout {
+		return time.Until(dl)
+	}
+	return applyTimeout
 }
 
 // Snapshot forces a snapshot (used by tests and before upgrades).

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -18,12 +19,13 @@ import (
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/cluster"
 	"github.com/redis-appliance/redis-appliance/appliance/config"
 	"github.com/redis-appliance/redis-appliance/appliance/control"
+	"github.com/redis-appliance/redis-appliance/appliance/health"
+	"github.com/redis-appliance/redis-appliance/appliance/pki"
 	"github.com/redis-appliance/redis-appliance/appliance/reconcile"
-	"github.com/redis-appliance/redis-appliance/appliance/secrets"
 	"github.com/redis-appliance/redis-appliance/appliance/versions"
-	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/systemd"
 )
 
@@ -43,37 +45,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	}
 	defer unlock()
 
-	keys, err := secrets.LoadOrCreate(cfg.KeyPath())
-	if err != nil {
-		return err
-	}
-	store, err := raftstate.Open(raftstate.Config{
-		NodeName: cfg.NodeName, Dir: cfg.RaftDir(), BindAddr: cfg.RaftAddr,
-		Logger: log.With("subsystem", "raft"),
-	})
+	cl, err := cluster.New(cfg, log.With("subsystem", "cluster"))
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := cl.Close(); err != nil {
 			log.Warn("closing raft", "err", err)
 		}
 	}()
-	has, err := store.HasState()
-	if err != nil {
-		return fmt.Errorf("read raft state: %w", err)
-	}
-	switch {
-	case !has && cfg.Bootstrap == "auto":
-		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := store.Bootstrap(bctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("bootstrap single-node cluster: %w", err)
-		}
-		log.Info("bootstrapped a new single-node cluster", "node", cfg.NodeName)
-	case !has:
-		log.Info("no cluster yet: run `redis-appliance cluster init` on this node", "node", cfg.NodeName)
+	if err := cl.Start(ctx); err != nil {
+		return err
 	}
 
 	sup, err := systemd.New(ctx, cfg.Supervisor, cfg.UnitDir, cfg.SupervisorDir(), log.With("subsystem", "supervisor"))
@@ -94,25 +76,57 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 		log.Info("redis-server found", "version", i.Full, "path", i.Path)
 	}
 
-	var ctl *control.Controller
-	rec := reconcile.New(reconcile.Config{
-		Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), Bind: cfg.Bind,
-		User: cfg.InstanceUser, Group: groupName(gid), UID: uid, GID: gid,
-		Binary: func(v string) (string, error) { return ctl.Binary(v) },
-	}, store, sup, keys, log.With("subsystem", "reconcile"))
-	ctl = control.New(cfg, store, keys, rec, sup.Kind(), installed, log.With("subsystem", "control"))
+	live := health.NewView()
+	ctl := control.New(cfg, cl, live, sup.Kind(), installed, log.With("subsystem", "control"))
+	srv := api.NewServer(ctl, api.Authorizer{
+		NodeName: pki.NodeName,
+		IsMember: func(node string) bool {
+			st := cl.Store()
+			if st == nil {
+				return false
+			}
+			_, ok := st.State().Nodes[node]
+			return ok
+		},
+	}, log.With("subsystem", "api"))
 
 	l, err := api.ListenUnix(cfg.Socket, cfg.SocketGroup)
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(ctl, log.With("subsystem", "api"))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ctx, l) }()
 
 	go func() {
+		// Everything below needs the store: a fresh node with bootstrap:
+		// manual gets it from cluster init or join.
+		select {
+		case <-ctx.Done():
+			return
+		case <-cl.Opened():
+		}
+		tlsCfg, err := cl.ServerTLS()
+		if err == nil {
+			var cll net.Listener
+			cll, err = api.ListenCluster(cfg.ClusterAddr, tlsCfg)
+			if err == nil {
+				go func() { serveErr <- srv.Serve(ctx, cll) }()
+			}
+		}
+		if err != nil {
+			serveErr <- err
+			return
+		}
+		store := cl.Store()
+		rec := reconcile.New(reconcile.Config{
+			Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), Bind: cfg.BindAddrs(),
+			User: cfg.InstanceUser, Group: groupName(gid), UID: uid, GID: gid,
+			Binary: ctl.Binary,
+		}, store, sup, cl.Keys(), log.With("subsystem", "reconcile"))
+		ctl.Attach(rec)
+		go heartbeats(ctx, cfg, cl, rec, live, log.With("subsystem", "heartbeat"))
 		// Acting on a state that is still being replayed could remove
 		// instances that are merely not replayed yet.
 		if err := store.WaitReady(ctx); err != nil {
@@ -123,10 +137,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 		}
 		log.Info("state ready; reconciling", "databases", len(store.State().Databases))
 		ctl.MarkReady()
+		go registerWhenLeader(ctx, cl, log)
 		rec.Run(ctx)
 	}()
 
-	log.Info("agent ready", "node", cfg.NodeName, "socket", cfg.Socket, "raft", cfg.RaftAddr, "data_dir", cfg.DataDir)
+	log.Info("agent ready", "node", cfg.NodeName, "socket", cfg.Socket, "raft", cfg.RaftAddr, "cluster_api", cfg.ClusterAddr, "data_dir", cfg.DataDir)
 	if ready != nil {
 		close(ready)
 	}
@@ -143,6 +158,29 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	systemd.Stopping()
 	log.Info("agent stopping; instances keep running")
 	return nil
+}
+
+// registerWhenLeader keeps this node's addresses in the state current: the
+// leader records its own (others are recorded when they join).
+func registerWhenLeader(ctx context.Context, cl *cluster.Manager, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if st := cl.Store(); st != nil && st.IsLeader() {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := cl.Register(rctx)
+			cancel()
+			if err == nil {
+				return
+			}
+			log.Warn("registering this node's addresses", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // instanceOwner resolves the user that runs redis-server; -1 means keep the

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/config"
+	"github.com/redis-appliance/redis-appliance/appliance/pki"
 )
 
 // testAgent is an agent running in this process with the child-process
@@ -53,11 +55,12 @@ func writeConfig(t *testing.T, dir string) *config.Config {
 data_dir: %s
 socket: %s
 raft_addr: 127.0.0.1:%d
+cluster_addr: 127.0.0.1:%d
 port_range: %d-%d
 instance_user: ""
 supervisor: process
 log_level: debug
-`, filepath.Join(dir, "data"), filepath.Join(dir, "api.sock"), freePort(t), base, base+20)
+`, filepath.Join(dir, "data"), filepath.Join(dir, "api.sock"), freePort(t), freePort(t), base, base+20)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -331,6 +334,7 @@ func TestAgent_SecondAgentOnSameDataDirIsRefused(t *testing.T) {
 	second := *cfg
 	second.Socket = filepath.Join(dir, "other.sock")
 	second.RaftAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	second.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := Run(ctx, &second, slog.New(slog.DiscardHandler), nil)
@@ -362,4 +366,12 @@ func TestAgent_ManualBootstrapWaitsForClusterInit(t *testing.T) {
 	if _, err := a.client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "after-init", Memory: "16mb", Flavor: "nordb"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func loadMaterial(cfg *config.Config) (*tls.Config, error) {
+	m, err := pki.LoadDir(cfg.PKIDir())
+	if err != nil {
+		return nil, err
+	}
+	return pki.ClientConfig(m, ""), nil
 }

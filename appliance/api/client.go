@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,15 +11,41 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"syscall"
 	"time"
 )
 
-// Client is the typed API client used by the CLI and the TUI.
+// Client is the typed API client used by the CLI, the TUI and agents
+// talking to each other.
 type Client struct {
 	socket string
+	base   string
 	http   *http.Client
+	// forwarded marks requests one agent forwards to the leader, so that a
+	// node that is no longer leader answers 503 instead of forwarding again.
+	forwarded bool
 }
+
+// ForwardedHeader marks a request forwarded by another agent.
+const ForwardedHeader = "X-Redis-Appliance-Forwarded"
+
+// NewRemoteClient returns a client for another node's cluster API at
+// host:port over TLS (mutual TLS between members; a pinned CA when joining).
+func NewRemoteClient(addr string, cfg *tls.Config) *Client {
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false, TLSHandshakeTimeout: 5 * time.Second}
+	return &Client{socket: addr, base: "https://" + addr, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+}
+
+// Forwarding returns a copy of c whose requests are marked as forwarded.
+func (c *Client) Forwarding() *Client {
+	cc := *c
+	cc.forwarded = true
+	return &cc
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 // NewClient returns a client for the agent listening on the unix socket.
 func NewClient(socket string) *Client {
@@ -29,7 +56,7 @@ func NewClient(socket string) *Client {
 		},
 	}
 	// Creating or restarting a database waits for redis-server to be ready.
-	return &Client{socket: socket, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+	return &Client{socket: socket, base: "http://agent", http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
 }
 
 // CreateDatabase asks for a new database.
@@ -100,9 +127,12 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
+	}
+	if c.forwarded {
+		req.Header.Set(ForwardedHeader, "1")
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -134,6 +164,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 
 // explain turns a dial failure into advice.
 func (c *Client) explain(err error) error {
+	if c.base != "http://agent" {
+		return fmt.Errorf("talk to node at %s: %w", c.socket, err)
+	}
 	switch {
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("no agent is listening on %s: start it (make run, or systemctl start redis-appliance) or pass --socket", c.socket)
@@ -141,4 +174,55 @@ func (c *Client) explain(err error) error {
 		return fmt.Errorf("permission denied on %s: run as root or as a member of the agent's socket_group", c.socket)
 	}
 	return fmt.Errorf("talk to agent on %s: %w", c.socket, err)
+}
+
+// ClusterJoin tells the local agent to join the cluster at addr with token.
+func (c *Client) ClusterJoin(ctx context.Context, req JoinClusterRequest) (ClusterStatus, error) {
+	var s ClusterStatus
+	return s, c.do(ctx, http.MethodPost, "/v1/cluster/join", req, &s)
+}
+
+// ClusterToken creates a join token.
+func (c *Client) ClusterToken(ctx context.Context, req TokenRequest) (TokenResponse, error) {
+	var t TokenResponse
+	return t, c.do(ctx, http.MethodPost, "/v1/cluster/token", req, &t)
+}
+
+// ClusterLeave removes this node from its cluster.
+func (c *Client) ClusterLeave(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/cluster/leave", nil, nil)
+}
+
+// Nodes lists every node of the cluster.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var n []Node
+	return n, c.do(ctx, http.MethodGet, "/v1/nodes", nil, &n)
+}
+
+// DrainNode stops new placements on a node.
+func (c *Client) DrainNode(ctx context.Context, name string) (DrainResponse, error) {
+	var d DrainResponse
+	return d, c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/drain", nil, &d)
+}
+
+// RemoveNode removes a node from the cluster.
+func (c *Client) RemoveNode(ctx context.Context, name string, force bool) error {
+	return c.do(ctx, http.MethodDelete, "/v1/nodes/"+url.PathEscape(name)+"?force="+strconv.FormatBool(force), nil, nil)
+}
+
+// Join asks a member, over TLS pinned to the token's CA, to admit this host.
+func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	var r JoinResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/internal/join", req, &r)
+}
+
+// JoinComplete asks the leader, over mutual TLS, to add this node as a
+// voter once its Raft transport listens.
+func (c *Client) JoinComplete(ctx context.Context, req JoinCompleteRequest) error {
+	return c.do(ctx, http.MethodPost, "/v1/internal/join/complete", req, nil)
+}
+
+// Heartbeat sends this node's observations to the leader.
+func (c *Client) Heartbeat(ctx context.Context, hb any) error {
+	return c.do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, nil)
 }

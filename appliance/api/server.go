@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
@@ -32,18 +35,40 @@ type Backend interface {
 	Node(ctx context.Context) (Node, error)
 	ClusterInit(ctx context.Context) (ClusterStatus, error)
 	ClusterStatus(ctx context.Context) (ClusterStatus, error)
+	ClusterJoin(ctx context.Context, req JoinClusterRequest) (ClusterStatus, error)
+	ClusterToken(ctx context.Context, req TokenRequest) (TokenResponse, error)
+	ClusterLeave(ctx context.Context) error
+	Nodes(ctx context.Context) ([]Node, error)
+	DrainNode(ctx context.Context, name string) (DrainResponse, error)
+	RemoveNode(ctx context.Context, name string, force bool) error
+
+	// Between members only (cluster listener, mutual TLS).
+	Admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
+	JoinComplete(ctx context.Context, req JoinCompleteRequest) error
+	Heartbeat(ctx context.Context, body []byte) error
 }
 
-// Server serves the API over a unix socket.
+// Authorizer decides who may call over the cluster listener.
+type Authorizer struct {
+	// NodeName reads a node name from a verified client certificate.
+	NodeName NodeNameFunc
+	// IsMember reports whether a node is a current member; a removed node's
+	// certificate stays valid, so membership is checked on every call.
+	IsMember func(node string) bool
+}
+
+// Server serves the API over a unix socket (local administration) and over
+// the cluster listener (mutual TLS between members; joining hosts).
 type Server struct {
 	backend Backend
+	auth    Authorizer
 	log     *slog.Logger
 	http    *http.Server
 }
 
 // NewServer returns a server for backend.
-func NewServer(b Backend, log *slog.Logger) *Server {
-	s := &Server{backend: b, log: log}
+func NewServer(b Backend, auth Authorizer, log *slog.Logger) *Server {
+	s := &Server{backend: b, auth: auth, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/databases", s.listDatabases)
 	mux.HandleFunc("POST /v1/databases", s.createDatabase)
@@ -55,8 +80,50 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/node", s.node)
 	mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	mux.HandleFunc("POST /v1/cluster/init", s.clusterInit)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.HandleFunc("POST /v1/cluster/join", s.clusterJoin)
+	mux.HandleFunc("POST /v1/cluster/token", s.clusterToken)
+	mux.HandleFunc("POST /v1/cluster/leave", s.clusterLeave)
+	mux.HandleFunc("GET /v1/nodes", s.nodes)
+	mux.HandleFunc("POST /v1/nodes/{name}/drain", s.drainNode)
+	mux.HandleFunc("DELETE /v1/nodes/{name}", s.removeNode)
+	mux.HandleFunc("POST /v1/internal/join", s.admit)
+	mux.HandleFunc("POST /v1/internal/join/complete", s.joinComplete)
+	mux.HandleFunc("POST /v1/internal/heartbeat", s.heartbeat)
+	s.http = &http.Server{Handler: s.authorize(mux), ReadHeaderTimeout: 10 * time.Second}
 	return s
+}
+
+// authorize tells the local socket from the cluster listener: over TLS
+// every call but a join must come from a current member's certificate, and
+// internal endpoints are only served over TLS.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		internal := strings.HasPrefix(r.URL.Path, "/v1/internal/")
+		switch {
+		case r.TLS == nil && internal:
+			s.reply(w, r, nil, &Error{Status: http.StatusNotFound, Message: "internal endpoints are served to members over the cluster listener only"})
+			return
+		case r.TLS == nil:
+		case r.URL.Path == "/v1/internal/join":
+			// A joining host has no certificate yet: its token is checked.
+		default:
+			if len(r.TLS.PeerCertificates) == 0 {
+				s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "a member certificate is required"})
+				return
+			}
+			name, err := s.auth.NodeName(r.TLS.PeerCertificates[0])
+			if err != nil || !s.auth.IsMember(name) {
+				s.reply(w, r, nil, &Error{Status: http.StatusForbidden, Message: fmt.Sprintf("node %q is not a member of this cluster (removed?)", name)})
+				return
+			}
+			ctx = WithPeerNode(ctx, name)
+			if r.Header.Get(ForwardedHeader) != "" {
+				ctx = context.WithValue(ctx, forwardedKey, true)
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // ListenUnix creates the socket at path with mode 0660, owned by group (if
@@ -89,6 +156,15 @@ func ListenUnix(path, group string) (net.Listener, error) {
 			l.Close()
 			return nil, err
 		}
+	}
+	return l, nil
+}
+
+// ListenCluster opens the cluster listener: TCP with TLS.
+func ListenCluster(addr string, cfg *tls.Config) (net.Listener, error) {
+	l, err := tls.Listen("tcp", addr, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the cluster API on %s (is the port free?): %w", addr, err)
 	}
 	return l, nil
 }
@@ -167,6 +243,85 @@ func (s *Server) clusterInit(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, st, err)
 }
 
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return &Error{Status: http.StatusBadRequest, Message: "invalid request body: " + err.Error()}
+	}
+	return nil
+}
+
+func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) {
+	var req JoinClusterRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	st, err := s.backend.ClusterJoin(r.Context(), req)
+	s.reply(w, r, st, err)
+}
+
+func (s *Server) clusterToken(w http.ResponseWriter, r *http.Request) {
+	var req TokenRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	t, err := s.backend.ClusterToken(r.Context(), req)
+	s.reply(w, r, t, err)
+}
+
+func (s *Server) clusterLeave(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, r, map[string]bool{"left": true}, s.backend.ClusterLeave(r.Context()))
+}
+
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
+	n, err := s.backend.Nodes(r.Context())
+	s.reply(w, r, n, err)
+}
+
+func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
+	d, err := s.backend.DrainNode(r.Context(), r.PathValue("name"))
+	s.reply(w, r, d, err)
+}
+
+func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
+	err := s.backend.RemoveNode(r.Context(), r.PathValue("name"), r.URL.Query().Get("force") == "true")
+	s.reply(w, r, map[string]string{"removed": r.PathValue("name")}, err)
+}
+
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) {
+	var req JoinRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	resp, err := s.backend.Admit(r.Context(), req)
+	if err == nil {
+		// Key material: never cached by anything in between.
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	s.reply(w, r, resp, err)
+}
+
+func (s *Server) joinComplete(w http.ResponseWriter, r *http.Request) {
+	var req JoinCompleteRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	s.reply(w, r, map[string]bool{"voter": true}, s.backend.JoinComplete(r.Context(), req))
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	if err == nil {
+		err = s.backend.Heartbeat(r.Context(), body)
+	}
+	s.reply(w, r, map[string]bool{"ok": true}, err)
+}
+
 // reply writes v as JSON, or err as an Error body with a matching status.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
@@ -201,6 +356,10 @@ func toError(err error) *Error {
 		status = http.StatusConflict
 	case errors.Is(err, raftstate.ErrInvalid):
 		status = http.StatusBadRequest
+	case errors.Is(err, raftstate.ErrTokenRefused):
+		status = http.StatusForbidden
+	case errors.Is(err, raftstate.ErrAlreadyBootstrapped):
+		status = http.StatusConflict
 	case errors.Is(err, raftstate.ErrNotLeader):
 		status = http.StatusServiceUnavailable
 	}

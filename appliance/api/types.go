@@ -19,6 +19,14 @@ type CreateDatabaseRequest struct {
 	Flavor string `json:"flavor,omitempty"`
 	// Memory is the plan, e.g. "256mb" or "2gb".
 	Memory string `json:"memory"`
+	// Node pins the database to a node; empty lets the leader place it.
+	Node string `json:"node,omitempty"`
+}
+
+// JoinCompleteRequest names the node to make a voter. The member that first
+// receives the call fills it from the caller's verified certificate.
+type JoinCompleteRequest struct {
+	Node string `json:"node"`
 }
 
 // Database states as users see them.
@@ -70,16 +78,24 @@ type URL struct {
 
 // Node is one node's hardware and what is allocated on it.
 type Node struct {
-	Name            string          `json:"name"`
-	Supervisor      string          `json:"supervisor"`
-	Hardware        sizing.Hardware `json:"hardware"`
-	ReservedMemory  int64           `json:"reserved_memory"`
-	ReservedDisk    int64           `json:"reserved_disk"`
-	AllocatedMemory int64           `json:"allocated_memory"`
-	AllocatedDisk   int64           `json:"allocated_disk"`
-	FreeMemory      int64           `json:"free_memory"`
-	FreeDisk        int64           `json:"free_disk"`
-	Databases       int             `json:"databases"`
+	Name     string `json:"name"`
+	Address  string `json:"address,omitempty"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
+	Draining bool   `json:"draining"`
+	// LastContactSeconds is the age of the node's last heartbeat as seen by
+	// the leader; -1 when none has arrived.
+	LastContactSeconds float64         `json:"last_contact_seconds"`
+	Healthy            bool            `json:"healthy"`
+	Supervisor         string          `json:"supervisor"`
+	Hardware           sizing.Hardware `json:"hardware"`
+	ReservedMemory     int64           `json:"reserved_memory"`
+	ReservedDisk       int64           `json:"reserved_disk"`
+	AllocatedMemory    int64           `json:"allocated_memory"`
+	AllocatedDisk      int64           `json:"allocated_disk"`
+	FreeMemory         int64           `json:"free_memory"`
+	FreeDisk           int64           `json:"free_disk"`
+	Databases          int             `json:"databases"`
 }
 
 // ClusterStatus is this node's view of the cluster.
@@ -91,6 +107,68 @@ type ClusterStatus struct {
 	LastIndex    uint64 `json:"last_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Bootstrapped bool   `json:"bootstrapped"`
+	// LastContactSeconds is how long ago this node heard from the leader.
+	LastContactSeconds float64  `json:"last_contact_seconds"`
+	Members            []Member `json:"members,omitempty"`
+	// Token is set by cluster init: a first join token.
+	Token *TokenResponse `json:"token,omitempty"`
+}
+
+// Member is one server of the Raft configuration.
+type Member struct {
+	Name    string `json:"name"`
+	Address string `json:"raft_address"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
+	// LastContactSeconds is the age of its last heartbeat at the leader
+	// (-1: none yet, or this node is not the leader).
+	LastContactSeconds float64 `json:"last_contact_seconds"`
+	Healthy            bool    `json:"healthy"`
+}
+
+// JoinClusterRequest tells the local agent to join a cluster.
+type JoinClusterRequest struct {
+	// Addr is a member's cluster API, host or host:port; empty means the
+	// address in the token.
+	Addr  string `json:"addr,omitempty"`
+	Token string `json:"token"`
+}
+
+// TokenRequest asks for a join token.
+type TokenRequest struct {
+	// TTL is how long the token is valid, e.g. "1h"; empty means 1h.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// TokenResponse is a join token. It is a secret: it admits one host.
+type TokenResponse struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
+// DrainResponse says what a drain left on the node.
+type DrainResponse struct {
+	Node      string   `json:"node"`
+	Remaining []string `json:"remaining"`
+}
+
+// JoinRequest is what a joining host sends to a member.
+type JoinRequest struct {
+	Token    string `json:"token"`
+	Node     string `json:"node"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	Address  string `json:"address"`
+}
+
+// JoinResponse is the key material a joining host receives over TLS.
+type JoinResponse struct {
+	CACert     []byte `json:"ca_cert"`
+	CAKey      []byte `json:"ca_key"`
+	NodeCert   []byte `json:"node_cert"`
+	NodeKey    []byte `json:"node_key"`
+	ClusterKey []byte `json:"cluster_key"`
+	Leader     string `json:"leader"`
 }
 
 // Version is one row of the version catalogue.

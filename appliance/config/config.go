@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,19 +29,21 @@ const SystemPath = "/etc/redis-appliance/config.yaml"
 
 // Config is the agent's configuration.
 type Config struct {
-	NodeName     string   `yaml:"node_name"`
-	DataDir      string   `yaml:"data_dir"`
-	Socket       string   `yaml:"socket"`
-	SocketGroup  string   `yaml:"socket_group"`
-	RaftAddr     string   `yaml:"raft_addr"`
-	Bootstrap    string   `yaml:"bootstrap"`
-	Bind         string   `yaml:"bind"`
-	PortRange    string   `yaml:"port_range"`
-	InstanceUser string   `yaml:"instance_user"`
-	UnitDir      string   `yaml:"unit_dir"`
-	Supervisor   string   `yaml:"supervisor"`
-	RedisPaths   []string `yaml:"redis_paths"`
-	LogLevel     string   `yaml:"log_level"`
+	NodeName      string   `yaml:"node_name"`
+	DataDir       string   `yaml:"data_dir"`
+	Socket        string   `yaml:"socket"`
+	SocketGroup   string   `yaml:"socket_group"`
+	AdvertiseAddr string   `yaml:"advertise_addr"`
+	RaftAddr      string   `yaml:"raft_addr"`
+	ClusterAddr   string   `yaml:"cluster_addr"`
+	Bootstrap     string   `yaml:"bootstrap"`
+	Bind          string   `yaml:"bind"`
+	PortRange     string   `yaml:"port_range"`
+	InstanceUser  string   `yaml:"instance_user"`
+	UnitDir       string   `yaml:"unit_dir"`
+	Supervisor    string   `yaml:"supervisor"`
+	RedisPaths    []string `yaml:"redis_paths"`
+	LogLevel      string   `yaml:"log_level"`
 
 	// PortMin and PortMax are parsed from PortRange.
 	PortMin int `yaml:"-"`
@@ -139,11 +142,34 @@ func (c *Config) finish() error {
 	default:
 		return fmt.Errorf("supervisor %q: want auto, systemd or process", c.Supervisor)
 	}
-	if c.DataDir == "" || c.Socket == "" || c.RaftAddr == "" || c.Bind == "" {
-		return errors.New("data_dir, socket, raft_addr and bind must not be empty")
+	if c.DataDir == "" || c.Socket == "" || c.RaftAddr == "" || c.ClusterAddr == "" || c.Bind == "" || c.AdvertiseAddr == "" {
+		return errors.New("data_dir, socket, advertise_addr, raft_addr, cluster_addr and bind must not be empty")
+	}
+	for key, addr := range map[string]string{"raft_addr": c.RaftAddr, "cluster_addr": c.ClusterAddr} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return fmt.Errorf("%s %q: want host:port, e.g. 10.0.0.1:7481", key, addr)
+		}
 	}
 	return nil
 }
+
+// advertise joins advertise_addr with the port of a listen address.
+func (c *Config) advertise(listen string) string {
+	_, port, _ := net.SplitHostPort(listen)
+	return net.JoinHostPort(c.AdvertiseAddr, port)
+}
+
+// RaftAdvertise is the Raft address peers dial.
+func (c *Config) RaftAdvertise() string { return c.advertise(c.RaftAddr) }
+
+// ClusterAdvertise is the cluster API address peers dial.
+func (c *Config) ClusterAdvertise() string { return c.advertise(c.ClusterAddr) }
+
+// BindAddrs are the addresses instances listen on.
+func (c *Config) BindAddrs() []string { return strings.Fields(c.Bind) }
+
+// PKIDir holds the cluster CA and this node's certificate.
+func (c *Config) PKIDir() string { return filepath.Join(c.DataDir, "pki") }
 
 // sanitizeName turns a host name into a valid node name.
 func sanitizeName(h string) string {

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/cluster"
 	"github.com/redis-appliance/redis-appliance/appliance/config"
+	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/reconcile"
 	"github.com/redis-appliance/redis-appliance/appliance/secrets"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
@@ -25,21 +27,13 @@ import (
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
-// Store is the part of raftstate.Store the controller uses.
-type Store interface {
-	Apply(ctx context.Context, t raftstate.CommandType, payload any) error
-	State() *raftstate.State
-	Status() raftstate.Status
-	HasState() (bool, error)
-	Bootstrap(ctx context.Context) error
-}
-
-// Controller implements api.Backend for one node.
+// Controller implements api.Backend for one node. Requests about databases
+// and nodes are answered by the Raft leader: a follower forwards them over
+// mutual TLS, so every node answers with the leader's fresh view.
 type Controller struct {
 	cfg        *config.Config
-	store      Store
-	keys       *secrets.Keyring
-	rec        *reconcile.Reconciler
+	cl         *cluster.Manager
+	live       *health.View
 	supervisor string
 	log        *slog.Logger
 	// Now is the clock for CreatedAt and version deprecation; tests set it.
@@ -55,6 +49,9 @@ type Controller struct {
 
 	verMu     sync.Mutex
 	installed []versions.Installed
+
+	recMu sync.Mutex
+	rec   *reconcile.Reconciler
 
 	// ready is closed once the state has been replayed; database requests
 	// wait for it so that a restarting agent never answers from a state
@@ -84,12 +81,50 @@ func (c *Controller) waitReady(ctx context.Context) error {
 }
 
 // New returns a controller. installed is the result of version discovery.
-func New(cfg *config.Config, store Store, keys *secrets.Keyring, rec *reconcile.Reconciler, supervisorKind string, installed []versions.Installed, log *slog.Logger) *Controller {
+func New(cfg *config.Config, cl *cluster.Manager, live *health.View, supervisorKind string, installed []versions.Installed, log *slog.Logger) *Controller {
 	return &Controller{
-		cfg: cfg, store: store, keys: keys, rec: rec, supervisor: supervisorKind,
+		cfg: cfg, cl: cl, live: live, supervisor: supervisorKind,
 		installed: installed, log: log, Now: time.Now, ProcRoot: "/proc",
 		WaitTimeout: 60 * time.Second, ready: make(chan struct{}),
 	}
+}
+
+// Attach gives the controller this node's reconciler; call it before
+// MarkReady.
+func (c *Controller) Attach(rec *reconcile.Reconciler) {
+	c.recMu.Lock()
+	c.rec = rec
+	c.recMu.Unlock()
+}
+
+func (c *Controller) reconciler() *reconcile.Reconciler {
+	c.recMu.Lock()
+	defer c.recMu.Unlock()
+	return c.rec
+}
+
+func (c *Controller) store() *raftstate.Store { return c.cl.Store() }
+func (c *Controller) keys() *secrets.Keyring  { return c.cl.Keys() }
+
+// leader returns a client to the leader when this node is not the leader,
+// or nil when it is. A request that was already forwarded is not forwarded
+// again: leadership moved, and the caller retries.
+func (c *Controller) leader(ctx context.Context) (*api.Client, error) {
+	st := c.store()
+	if st == nil {
+		return nil, cluster.ErrNotMember
+	}
+	if st.IsLeader() {
+		return nil, nil
+	}
+	if api.IsForwarded(ctx) {
+		return nil, &api.Error{Status: http.StatusServiceUnavailable, Message: "leadership moved while the request was forwarded; retry"}
+	}
+	lc, _, err := c.cl.LeaderClient()
+	if err != nil {
+		return nil, err
+	}
+	return lc.Forwarding(), nil
 }
 
 var _ api.Backend = (*Controller)(nil)
@@ -102,11 +137,21 @@ func notFound(name string) error {
 	return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("database %q does not exist; see redis-appliance db list", name)}
 }
 
+// staleAfter is how old a node's last heartbeat may be before what it
+// reported is no longer shown as live.
+const staleAfter = 3 * time.Second
+
 // CreateDatabase validates, sizes and places a new database, commits it and
 // waits for its instance to run.
 func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseRequest) (api.Database, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return api.Database{}, err
+	}
+	if lc, err := c.leader(ctx); err != nil || lc != nil {
+		if err != nil {
+			return api.Database{}, err
+		}
+		return lc.CreateDatabase(ctx, req)
 	}
 	if !raftstate.NameRE.MatchString(req.Name) {
 		return api.Database{}, badRequest("invalid database name %q: use 1 to 40 lowercase letters, digits and hyphens, starting with a letter", req.Name)
@@ -132,21 +177,11 @@ func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseR
 
 	c.placeMu.Lock()
 	defer c.placeMu.Unlock()
-	st := c.store.State()
+	st := c.store().State()
 	if _, ok := st.Databases[req.Name]; ok {
 		return api.Database{}, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("database %q already exists; pick another name or delete it first", req.Name)}
 	}
-	hw, err := sizing.Read(c.ProcRoot, c.cfg.DataDir)
-	if err != nil {
-		return api.Database{}, fmt.Errorf("read this node's hardware: %w", err)
-	}
-	if err := sizing.Check(hw, sizing.DefaultPolicy(hw), sizing.Allocated(st, c.cfg.NodeName, ""), flavor, mem, c.cfg.NodeName); err != nil {
-		if errors.Is(err, sizing.ErrBelowMinimum) {
-			return api.Database{}, badRequest("%v", err)
-		}
-		return api.Database{}, err
-	}
-	port, err := c.freePort(st)
+	node, port, err := c.place(st, req.Node, flavor, mem)
 	if err != nil {
 		return api.Database{}, err
 	}
@@ -154,51 +189,134 @@ func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseR
 	if err != nil {
 		return api.Database{}, err
 	}
-	sealed, err := c.keys.Seal([]byte(pw))
+	sealed, err := c.keys().Seal([]byte(pw))
 	if err != nil {
 		return api.Database{}, err
 	}
 	db := raftstate.Database{
 		Name: req.Name, Version: inst.Version, Flavor: flavor, MemoryBytes: mem,
 		Password: sealed, CreatedAt: c.Now().UTC(),
-		Instances: []raftstate.Instance{{ID: req.Name + "-0", Node: c.cfg.NodeName, Port: port, Role: raftstate.RolePrimary}},
+		Instances: []raftstate.Instance{{ID: req.Name + "-0", Node: node, Port: port, Role: raftstate.RolePrimary}},
 	}
-	if err := c.store.Apply(ctx, raftstate.CmdCreateDatabase, raftstate.CreateDatabase{Database: db}); err != nil {
+	if err := c.store().Apply(ctx, raftstate.CmdCreateDatabase, raftstate.CreateDatabase{Database: db}); err != nil {
 		return api.Database{}, err
 	}
-	c.log.Info("database created", "database", db.Name, "version", db.Version, "flavor", db.Flavor, "memory", db.MemoryBytes, "port", port)
+	c.log.Info("database created", "database", db.Name, "version", db.Version, "flavor", db.Flavor, "memory", db.MemoryBytes, "node", node, "port", port)
 	return c.waitFor(ctx, db.Name, func(v api.Database) bool { return v.State == api.StateRunning })
 }
 
-// freePort returns the lowest port in the range that no instance on this node
-// holds and that nothing else on the host listens on.
-func (c *Controller) freePort(st *raftstate.State) (int, error) {
-	used := st.PortsInUse(c.cfg.NodeName)
-	for p := c.cfg.PortMin; p <= c.cfg.PortMax; p++ {
+// nodeFacts are what placement knows of a node: its hardware and port range,
+// from this process for the local node and from heartbeats for the others.
+type nodeFacts struct {
+	hw               sizing.Hardware
+	portMin, portMax int
+}
+
+func (c *Controller) facts(node string) (nodeFacts, error) {
+	if node == c.cfg.NodeName {
+		hw, err := sizing.Read(c.ProcRoot, c.cfg.DataDir)
+		if err != nil {
+			return nodeFacts{}, fmt.Errorf("read this node's hardware: %w", err)
+		}
+		return nodeFacts{hw: hw, portMin: c.cfg.PortMin, portMax: c.cfg.PortMax}, nil
+	}
+	e, ok := c.live.Node(node)
+	if !ok || e.Age() > staleAfter {
+		return nodeFacts{}, fmt.Errorf("node %s has not reported for a while (no heartbeat); it cannot take new databases now", node)
+	}
+	hb := e.Heartbeat
+	return nodeFacts{hw: hb.Hardware, portMin: hb.PortMin, portMax: hb.PortMax}, nil
+}
+
+// place picks the node with the most free memory that fits (or checks the
+// pinned one) and a free port on it.
+func (c *Controller) place(st *raftstate.State, pin string, flavor raftstate.Flavor, mem int64) (string, int, error) {
+	candidates := st.NodeNames()
+	if pin != "" {
+		n, ok := st.Nodes[pin]
+		if !ok {
+			return "", 0, badRequest("unknown node %q; see redis-appliance node list", pin)
+		}
+		if n.Draining {
+			return "", 0, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("node %s is draining and takes no new databases", pin)}
+		}
+		candidates = []string{pin}
+	}
+	var best string
+	var bestFree int64
+	var bestFacts nodeFacts
+	var firstErr error
+	for _, name := range candidates {
+		if st.Nodes[name].Draining {
+			continue
+		}
+		f, err := c.facts(name)
+		if err == nil {
+			err = sizing.Check(f.hw, sizing.DefaultPolicy(f.hw), sizing.Allocated(st, name, ""), flavor, mem, name)
+		}
+		if err != nil {
+			if errors.Is(err, sizing.ErrBelowMinimum) {
+				return "", 0, badRequest("%v", err)
+			}
+			if firstErr == nil || pin != "" {
+				firstErr = err
+			}
+			continue
+		}
+		free := f.hw.MemTotal - sizing.DefaultPolicy(f.hw).ReserveMemory - sizing.Allocated(st, name, "").Memory
+		if best == "" || free > bestFree {
+			best, bestFree, bestFacts = name, free, f
+		}
+	}
+	if best == "" {
+		if firstErr == nil {
+			firstErr = &api.Error{Status: http.StatusConflict, Message: "no node can take new databases (all draining?); see redis-appliance node list"}
+		}
+		return "", 0, firstErr
+	}
+	port, err := c.freePort(st, best, bestFacts)
+	return best, port, err
+}
+
+// freePort returns the lowest port in the node's range that no instance on
+// it holds; on this node it must also be free on the host.
+func (c *Controller) freePort(st *raftstate.State, node string, f nodeFacts) (int, error) {
+	used := st.PortsInUse(node)
+	for p := f.portMin; p <= f.portMax; p++ {
 		if _, ok := used[p]; ok {
 			continue
 		}
-		l, err := net.Listen("tcp", net.JoinHostPort(c.cfg.Bind, strconv.Itoa(p)))
-		if err != nil {
+		if node == c.cfg.NodeName && !c.bindable(p) {
 			continue
 		}
-		_ = l.Close()
 		return p, nil
 	}
-	return 0, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("no free port in port_range %s on node %s; widen port_range in the config or delete a database", c.cfg.PortRange, c.cfg.NodeName)}
+	return 0, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("no free port in the port range %d-%d on node %s; widen port_range or delete a database", f.portMin, f.portMax, node)}
 }
 
-// waitFor triggers passes until the database satisfies done, the instance
-// fails, or the wait times out; it returns the last view either way.
+func (c *Controller) bindable(port int) bool {
+	for _, addr := range c.cfg.BindAddrs() {
+		l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		_ = l.Close()
+	}
+	return true
+}
+
+// waitFor polls until the database satisfies done or the wait times out; it
+// returns the last view either way.
 func (c *Controller) waitFor(ctx context.Context, name string, done func(api.Database) bool) (api.Database, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.WaitTimeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	rec := c.reconciler()
 	for {
-		passed := c.rec.Passed()
-		c.rec.Trigger()
-		v, err := c.GetDatabase(ctx, name)
+		passed := rec.Passed()
+		rec.Trigger()
+		v, err := c.getLocal(ctx, name)
 		if err != nil {
 			return v, err
 		}
@@ -219,10 +337,16 @@ func (c *Controller) ListDatabases(ctx context.Context) ([]api.Database, error) 
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	st := c.store.State()
+	if lc, err := c.leader(ctx); err != nil || lc != nil {
+		if err != nil {
+			return nil, err
+		}
+		return lc.ListDatabases(ctx)
+	}
+	st := c.store().State()
 	out := make([]api.Database, 0, len(st.Databases))
 	for _, name := range st.DatabaseNames() {
-		out = append(out, c.view(ctx, st.Databases[name]))
+		out = append(out, c.view(ctx, st, st.Databases[name]))
 	}
 	return out, nil
 }
@@ -232,27 +356,59 @@ func (c *Controller) GetDatabase(ctx context.Context, name string) (api.Database
 	if err := c.waitReady(ctx); err != nil {
 		return api.Database{}, err
 	}
-	db, ok := c.store.State().Databases[name]
+	if lc, err := c.leader(ctx); err != nil || lc != nil {
+		if err != nil {
+			return api.Database{}, err
+		}
+		return lc.GetDatabase(ctx, name)
+	}
+	return c.getLocal(ctx, name)
+}
+
+func (c *Controller) getLocal(ctx context.Context, name string) (api.Database, error) {
+	st := c.store().State()
+	db, ok := st.Databases[name]
 	if !ok {
 		return api.Database{}, notFound(name)
 	}
-	return c.view(ctx, db), nil
+	return c.view(ctx, st, db), nil
 }
 
-func (c *Controller) view(ctx context.Context, db *raftstate.Database) api.Database {
+// observe reports an instance: from the reconciler when it is here, from
+// the node's last heartbeat otherwise.
+func (c *Controller) observe(ctx context.Context, db *raftstate.Database, in raftstate.Instance) health.InstanceReport {
+	if in.Node == c.cfg.NodeName {
+		rec := c.reconciler()
+		o := rec.Observe(ctx, db, in)
+		return health.InstanceReport{
+			ID: in.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
+			MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,
+			AppliedGeneration: rec.AppliedGeneration(in.ID),
+		}
+	}
+	r, age, ok := c.live.Instance(in.Node, in.ID)
+	switch {
+	case !ok:
+		return health.InstanceReport{ID: in.ID, State: api.StateUnknown, Error: fmt.Sprintf("no heartbeat from node %s yet", in.Node)}
+	case age > staleAfter:
+		return health.InstanceReport{ID: in.ID, State: api.StateUnknown, Error: fmt.Sprintf("no heartbeat from node %s for %s", in.Node, age.Round(time.Second))}
+	case !r.Installed && r.State == "":
+		r.State = api.StateStarting
+	}
+	return r
+}
+
+func (c *Controller) view(ctx context.Context, st *raftstate.State, db *raftstate.Database) api.Database {
 	v := api.Database{
 		Name: db.Name, Version: db.Version, Flavor: string(db.Flavor),
 		MemoryBytes: db.MemoryBytes, CreatedAt: db.CreatedAt, State: api.StateUnknown,
 	}
 	for _, in := range db.Instances {
+		o := c.observe(ctx, db, in)
 		iv := api.Instance{
-			ID: in.ID, Node: in.Node, Host: c.host(), Port: in.Port, Role: string(in.Role),
-			Unit: reconcile.UnitName(in.ID), State: api.StateUnknown,
-		}
-		if in.Node == c.cfg.NodeName {
-			o := c.rec.Observe(ctx, db, in)
-			iv.State, iv.PID, iv.Restarts, iv.Error = o.State, o.PID, o.Restarts, o.Error
-			iv.MemoryUsedBytes, iv.ServerVersion = o.MemoryUsed, o.ServerVersion
+			ID: in.ID, Node: in.Node, Host: c.host(st, in.Node), Port: in.Port, Role: string(in.Role),
+			Unit: reconcile.UnitName(in.ID), State: o.State, PID: o.PID, Restarts: o.Restarts, Error: o.Error,
+			MemoryUsedBytes: o.MemoryUsed, ServerVersion: o.ServerVersion,
 		}
 		if in.Role == raftstate.RolePrimary {
 			v.Port, v.Unit, v.State, v.MemoryUsedBytes = iv.Port, iv.Unit, iv.State, iv.MemoryUsedBytes
@@ -262,13 +418,12 @@ func (c *Controller) view(ctx context.Context, db *raftstate.Database) api.Datab
 	return v
 }
 
-// host is the address clients use to reach this node's instances.
-func (c *Controller) host() string {
-	switch c.cfg.Bind {
-	case "0.0.0.0", "::", "":
-		return "127.0.0.1"
+// host is the address clients use to reach a node's instances.
+func (c *Controller) host(st *raftstate.State, node string) string {
+	if n, ok := st.Nodes[node]; ok && n.Address != "" {
+		return n.Address
 	}
-	return c.cfg.Bind
+	return c.cfg.AdvertiseAddr
 }
 
 // DatabaseURL returns redis://default:PASSWORD@HOST:PORT/0 for the primary.
@@ -278,7 +433,8 @@ func (c *Controller) DatabaseURL(ctx context.Context, name string) (api.URL, err
 	if err := c.waitReady(ctx); err != nil {
 		return api.URL{}, err
 	}
-	db, ok := c.store.State().Databases[name]
+	st := c.store().State()
+	db, ok := st.Databases[name]
 	if !ok {
 		return api.URL{}, notFound(name)
 	}
@@ -286,11 +442,11 @@ func (c *Controller) DatabaseURL(ctx context.Context, name string) (api.URL, err
 	if !ok {
 		return api.URL{}, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("database %q has no primary right now", name)}
 	}
-	pw, err := c.keys.Open(db.Password)
+	pw, err := c.keys().Open(db.Password)
 	if err != nil {
 		return api.URL{}, err
 	}
-	u := url.URL{Scheme: "redis", User: url.UserPassword("default", string(pw)), Host: net.JoinHostPort(c.host(), strconv.Itoa(p.Port)), Path: "/0"}
+	u := url.URL{Scheme: "redis", User: url.UserPassword("default", string(pw)), Host: net.JoinHostPort(c.host(st, p.Node), strconv.Itoa(p.Port)), Path: "/0"}
 	return api.URL{URL: u.String()}, nil
 }
 
@@ -299,20 +455,26 @@ func (c *Controller) RestartDatabase(ctx context.Context, name string) (api.Data
 	if err := c.waitReady(ctx); err != nil {
 		return api.Database{}, err
 	}
-	if _, ok := c.store.State().Databases[name]; !ok {
+	if lc, err := c.leader(ctx); err != nil || lc != nil {
+		if err != nil {
+			return api.Database{}, err
+		}
+		return lc.RestartDatabase(ctx, name)
+	}
+	if _, ok := c.store().State().Databases[name]; !ok {
 		return api.Database{}, notFound(name)
 	}
-	if err := c.store.Apply(ctx, raftstate.CmdRestartDatabase, raftstate.RestartDatabase{Name: name, At: c.Now().UTC()}); err != nil {
+	if err := c.store().Apply(ctx, raftstate.CmdRestartDatabase, raftstate.RestartDatabase{Name: name, At: c.Now().UTC()}); err != nil {
 		return api.Database{}, err
 	}
-	db := c.store.State().Databases[name]
+	db := c.store().State().Databases[name]
 	if db == nil {
 		return api.Database{}, notFound(name)
 	}
 	want := db.RestartGeneration
 	v, err := c.waitFor(ctx, name, func(v api.Database) bool {
 		for _, in := range db.Instances {
-			if in.Node == c.cfg.NodeName && c.rec.AppliedGeneration(in.ID) < want {
+			if c.observe(ctx, db, in).AppliedGeneration < want {
 				return false
 			}
 		}
@@ -324,34 +486,60 @@ func (c *Controller) RestartDatabase(ctx context.Context, name string) (api.Data
 	return v, err
 }
 
-// DeleteDatabase removes a database and waits until its units and data on
-// this node are gone.
+// DeleteDatabase removes a database and waits until its units and data are
+// gone from every node that hosted it.
 func (c *Controller) DeleteDatabase(ctx context.Context, name string) error {
 	if err := c.waitReady(ctx); err != nil {
 		return err
 	}
-	db, ok := c.store.State().Databases[name]
+	if lc, err := c.leader(ctx); err != nil || lc != nil {
+		if err != nil {
+			return err
+		}
+		return lc.DeleteDatabase(ctx, name)
+	}
+	db, ok := c.store().State().Databases[name]
 	if !ok {
 		return notFound(name)
 	}
-	if err := c.store.Apply(ctx, raftstate.CmdDeleteDatabase, raftstate.DeleteDatabase{Name: name}); err != nil {
+	if err := c.store().Apply(ctx, raftstate.CmdDeleteDatabase, raftstate.DeleteDatabase{Name: name}); err != nil {
 		return err
 	}
 	c.log.Info("database deleted", "database", name)
 	ctx, cancel := context.WithTimeout(ctx, c.WaitTimeout)
 	defer cancel()
+	rec := c.reconciler()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		passed := c.rec.Passed()
-		c.rec.Trigger()
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("database %q is deleted but its instance is still being removed: %w", name, ctx.Err())
-		case <-passed:
-		}
-		if c.rec.Removed(ctx, db) {
+		passed := rec.Passed()
+		rec.Trigger()
+		if c.removedEverywhere(ctx, db) {
 			return nil
 		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("database %q is deleted but its instances are still being removed: %w", name, ctx.Err())
+		case <-passed:
+		case <-tick.C:
+		}
 	}
+}
+
+func (c *Controller) removedEverywhere(ctx context.Context, db *raftstate.Database) bool {
+	if !c.reconciler().Removed(ctx, db) {
+		return false
+	}
+	for _, in := range db.Instances {
+		if in.Node == c.cfg.NodeName {
+			continue
+		}
+		r, age, ok := c.live.Instance(in.Node, in.ID)
+		if ok && age <= staleAfter && r.Installed {
+			return false
+		}
+	}
+	return true
 }
 
 // Versions lists the catalogue against what is installed.
@@ -391,48 +579,4 @@ func (c *Controller) Binary(version string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("redis-server %s is not installed on node %s; install it or add its path to redis_paths", version, c.cfg.NodeName)
-}
-
-// Node reports this node's hardware and allocations.
-func (c *Controller) Node(_ context.Context) (api.Node, error) {
-	hw, err := sizing.Read(c.ProcRoot, c.cfg.DataDir)
-	if err != nil {
-		return api.Node{}, fmt.Errorf("read this node's hardware: %w", err)
-	}
-	p := sizing.DefaultPolicy(hw)
-	st := c.store.State()
-	alloc := sizing.Allocated(st, c.cfg.NodeName, "")
-	n := api.Node{
-		Name: c.cfg.NodeName, Supervisor: c.supervisor, Hardware: hw,
-		ReservedMemory: p.ReserveMemory, ReservedDisk: p.ReserveDisk,
-		AllocatedMemory: alloc.Memory, AllocatedDisk: alloc.Disk,
-		FreeMemory: max(0, hw.MemTotal-p.ReserveMemory-alloc.Memory),
-		FreeDisk:   max(0, hw.DiskFree-p.ReserveDisk-alloc.Disk),
-		Databases:  len(st.InstancesOn(c.cfg.NodeName)),
-	}
-	return n, nil
-}
-
-// ClusterStatus reports this node's Raft view.
-func (c *Controller) ClusterStatus(_ context.Context) (api.ClusterStatus, error) {
-	s := c.store.Status()
-	has, err := c.store.HasState()
-	if err != nil {
-		return api.ClusterStatus{}, err
-	}
-	return api.ClusterStatus{
-		Node: s.Node, RaftState: s.State, Leader: s.Leader, Voters: s.Voters,
-		LastIndex: s.LastIndex, AppliedIndex: s.AppliedIndex, Bootstrapped: has,
-	}, nil
-}
-
-// ClusterInit bootstraps a new cluster with this node as its only voter.
-func (c *Controller) ClusterInit(ctx context.Context) (api.ClusterStatus, error) {
-	if err := c.store.Bootstrap(ctx); err != nil {
-		if errors.Is(err, raftstate.ErrAlreadyBootstrapped) {
-			return api.ClusterStatus{}, &api.Error{Status: http.StatusConflict, Message: "this node already belongs to a cluster; see redis-appliance cluster status"}
-		}
-		return api.ClusterStatus{}, err
-	}
-	return c.ClusterStatus(ctx)
 }

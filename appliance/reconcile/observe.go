@@ -87,10 +87,10 @@ type prober struct {
 	clients map[string]*redis.Client
 }
 
-func newProber(bind string) *prober {
-	host := bind
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
+func newProber(bind []string) *prober {
+	host := "127.0.0.1"
+	if len(bind) > 0 && bind[0] != "0.0.0.0" && bind[0] != "::" {
+		host = bind[0]
 	}
 	return &prober{host: host, clients: map[string]*redis.Client{}}
 }

@@ -34,8 +34,8 @@ type Config struct {
 	Node string
 	// InstancesDir holds one directory per instance.
 	InstancesDir string
-	// Bind is the address instances listen on.
-	Bind string
+	// Bind are the addresses instances listen on.
+	Bind []string
 	// User and Group run redis-server; UID and GID own its files (-1: keep).
 	User, Group string
 	UID, GID    int
@@ -179,7 +179,7 @@ func (r *Reconciler) ensure(ctx context.Context, db *raftstate.Database, in raft
 		return err
 	}
 	conf, err := redisconf.Render(redisconf.Params{
-		Port: in.Port, Bind: []string{r.cfg.Bind}, Password: string(pw),
+		Port: in.Port, Bind: r.cfg.Bind, Password: string(pw),
 		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
 	})
 	if err != nil {
@@ -341,4 +341,19 @@ func (r *Reconciler) Removed(ctx context.Context, db *raftstate.Database) bool {
 		}
 	}
 	return true
+}
+
+// Present returns the IDs of the instances that have a unit on this node,
+// whether or not the state still wants them (a deleted one is present until
+// it is removed).
+func (r *Reconciler) Present(ctx context.Context) ([]string, error) {
+	units, err := r.sup.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(units))
+	for _, u := range units {
+		ids = append(ids, instanceID(u))
+	}
+	return ids, nil
 }

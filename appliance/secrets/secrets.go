@@ -51,6 +51,34 @@ func LoadOrCreate(path string) (*Keyring, error) {
 	return New(key)
 }
 
+// ReadKey returns the raw cluster key, to hand to a joining node over TLS.
+func ReadKey(path string) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster key: %w", err)
+	}
+	if len(key) != keySize {
+		return nil, fmt.Errorf("cluster key %s is %d bytes, want %d", path, len(key), keySize)
+	}
+	return key, nil
+}
+
+// WriteKey replaces the key at path (0600) with one received from the
+// cluster, so this node opens the secrets the others sealed.
+func WriteKey(path string, key []byte) error {
+	if _, err := New(key); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, key, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // New returns a keyring over a 32-byte key.
 func New(key []byte) (*Keyring, error) {
 	if len(key) != keySize {

@@ -59,8 +59,8 @@ func newAgentProc(t *testing.T) *agentProc {
 	dir := t.TempDir()
 	base := freePort(t)
 	a := &agentProc{t: t, config: filepath.Join(dir, "config.yaml"), socket: filepath.Join(dir, "api.sock")}
-	cfg := fmt.Sprintf("node_name: n1\ndata_dir: %s\nsocket: %s\nraft_addr: 127.0.0.1:%d\nport_range: %d-%d\ninstance_user: \"\"\nsupervisor: process\n",
-		filepath.Join(dir, "data"), a.socket, freePort(t), base, base+10)
+	cfg := fmt.Sprintf("node_name: n1\ndata_dir: %s\nsocket: %s\nraft_addr: 127.0.0.1:%d\ncluster_addr: 127.0.0.1:%d\nport_range: %d-%d\ninstance_user: \"\"\nsupervisor: process\n",
+		filepath.Join(dir, "data"), a.socket, freePort(t), freePort(t), base, base+10)
 	if err := os.WriteFile(a.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,7 @@ func newDBCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&req.Memory, "memory", "", "memory plan (maxmemory), e.g. 256mb, 2gb (required)")
 	cmd.Flags().StringVar(&req.Flavor, "flavor", "aof", "persistence: aof (AOF+RDB), rdb (RDB only), nordb (memory only)")
 	cmd.Flags().StringVar(&req.Version, "version", "", "Redis version from `redis-appliance versions` (default: newest installed)")
+	cmd.Flags().StringVar(&req.Node, "node", "", "place it on this node (default: the node with the most free memory)")
 	addOutput(cmd, g)
 	return cmd
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
 )
 
@@ -77,8 +80,80 @@ func newNodeCmd(g *globals) *cobra.Command {
 		},
 	}
 	addOutput(show, g)
-	cmd.AddCommand(show)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Every node: memory, disk, CPUs, allocated, free, databases, last contact",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
+			nodes, err := g.client().Nodes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(nodes)
+			}
+			f := sizing.FormatSize
+			t := newTable("NODE", "ADDRESS", "ROLE", "CPUS", "MEMORY", "FREE MEM", "DISK FREE", "DATABASES", "LAST CONTACT", "STATE")
+			for _, n := range nodes {
+				role := "follower"
+				if n.Leader {
+					role = "leader"
+				}
+				state := healthWord(n.Healthy, n.LastContactSeconds)
+				if n.Draining {
+					state = "draining"
+				}
+				t.row(n.Name, n.Address, role, n.Hardware.CPUs, f(n.Hardware.MemTotal), f(n.FreeMemory), f(n.FreeDisk), n.Databases, contactAge(n.LastContactSeconds), state)
+			}
+			return t.flush()
+		},
+	}
+	addOutput(list, g)
+	drain := &cobra.Command{
+		Use:   "drain NAME",
+		Short: "Stop placing new databases on a node",
+		Args:  exactNode,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := g.client().DrainNode(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "node %s is draining: no new databases go there\n", d.Node)
+			if len(d.Remaining) > 0 {
+				fmt.Fprintf(os.Stderr, "still there (a database without replicas cannot move without losing its data): %s\n", strings.Join(d.Remaining, ", "))
+			}
+			return nil
+		},
+	}
+	var force bool
+	remove := &cobra.Command{
+		Use:   "remove NAME [--force]",
+		Short: "Remove a node from the cluster (refused while it holds the only copy of a database)",
+		Args:  exactNode,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if force {
+				fmt.Fprintf(os.Stderr, "WARNING: --force deletes every database whose only copy is on %s\n", args[0])
+			}
+			if err := g.client().RemoveNode(cmd.Context(), args[0], force); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "node %s removed\n", args[0])
+			return nil
+		},
+	}
+	remove.Flags().BoolVar(&force, "force", false, "remove even if it holds the only copy of databases, DELETING them")
+	cmd.AddCommand(show, list, drain, remove)
 	return cmd
+}
+
+func exactNode(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%s takes one node name, got %d arguments; see --help", cmd.CommandPath(), len(args))
+	}
+	return nil
 }
 
 func newClusterCmd(g *globals) *cobra.Command {
@@ -105,23 +180,132 @@ func newClusterCmd(g *globals) *cobra.Command {
 			t.row("Leader:", s.Leader)
 			t.row("Voters:", s.Voters)
 			t.row("Index:", fmt.Sprintf("%d applied of %d", s.AppliedIndex, s.LastIndex))
-			return t.flush()
+			if s.RaftState != "leader" && s.Bootstrapped {
+				t.row("Last contact:", fmt.Sprintf("%.1fs ago", s.LastContactSeconds))
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			if len(s.Members) == 0 {
+				return nil
+			}
+			fmt.Println()
+			mt := newTable("MEMBER", "RAFT ADDRESS", "VOTER", "LEADER", "LAST CONTACT", "HEALTHY")
+			for _, m := range s.Members {
+				mt.row(m.Name, m.Address, m.Voter, m.Leader, contactAge(m.LastContactSeconds), healthWord(m.Healthy, m.LastContactSeconds))
+			}
+			return mt.flush()
 		},
 	}
 	addOutput(status, g)
 	initCmd := &cobra.Command{
 		Use:   "init",
-		Short: "Make this node a new cluster (for agents configured with bootstrap: manual)",
-		Args:  cobra.NoArgs,
+		Short: "Make this node a new cluster: CA, node certificate, secrets key; prints a join token",
+		Long: `Make this node a new cluster with itself as the only voter (for agents
+configured with bootstrap: manual). It creates the cluster CA, this node's
+certificate and the key that seals secrets, and prints a first join token
+for other hosts: redis-appliance cluster join ADDRESS --token TOKEN.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
 			s, err := g.client().ClusterInit(cmd.Context())
 			if err != nil {
 				return err
 			}
+			if g.output == "json" {
+				return printJSON(s)
+			}
 			fmt.Printf("cluster initialised: node %s is the leader of %d voter(s)\n", s.Node, s.Voters)
+			if s.Token != nil {
+				printToken(*s.Token)
+			}
 			return nil
 		},
 	}
-	cmd.AddCommand(status, initCmd)
+	addOutput(initCmd, g)
+	var ttl string
+	tokenCmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create a join token (single use, expiring) for another host",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
+			t, err := g.client().ClusterToken(cmd.Context(), api.TokenRequest{TTL: ttl})
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(t)
+			}
+			printToken(t)
+			return nil
+		},
+	}
+	tokenCmd.Flags().StringVar(&ttl, "ttl", "1h", "how long the token is valid, e.g. 30m or 24h")
+	addOutput(tokenCmd, g)
+	var token string
+	joinCmd := &cobra.Command{
+		Use:   "join ADDRESS --token TOKEN",
+		Short: "Join this host to the cluster a member at ADDRESS belongs to",
+		Long: `Join this host (a fresh agent with bootstrap: manual) to a cluster. ADDRESS
+is any member's cluster API, HOST or HOST:PORT (default port 7482). The
+connection is TLS pinned to the cluster CA named in the token; the member
+checks the token, and this node receives its certificate and the cluster's
+keys and becomes a Raft voter.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("cluster join takes one member address, got %d arguments; see --help", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.client().ClusterJoin(cmd.Context(), api.JoinClusterRequest{Addr: args[0], Token: token})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("joined: node %s, leader %s, %d voter(s)\n", s.Node, s.Leader, s.Voters)
+			return nil
+		},
+	}
+	joinCmd.Flags().StringVar(&token, "token", "", "join token from `redis-appliance cluster token` (required)")
+	leaveCmd := &cobra.Command{
+		Use:   "leave",
+		Short: "Remove this node from its cluster (refused while it holds databases)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.client().ClusterLeave(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "this node left the cluster")
+			return nil
+		},
+	}
+	cmd.AddCommand(status, initCmd, tokenCmd, joinCmd, leaveCmd)
 	return cmd
+}
+
+func printToken(t api.TokenResponse) {
+	fmt.Printf("join token (single use, expires %s):\n%s\n", t.Expires.Local().Format("2006-01-02 15:04 MST"), t.Token)
+	fmt.Println("on another host: redis-appliance cluster join ADDRESS --token TOKEN")
+}
+
+func contactAge(s float64) string {
+	if s < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fs", s)
+}
+
+func healthWord(ok bool, age float64) string {
+	switch {
+	case ok:
+		return "yes"
+	case age < 0:
+		return "unknown"
+	}
+	return "no"
 }

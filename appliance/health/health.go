@@ -1,0 +1,92 @@
+// Package health carries what each agent observes to the leader: a
+// heartbeat several times a second, outside the Raft log, and the leader's
+// live view of the latest heartbeat of every node with its age on the
+// monotonic clock.
+package health
+
+import (
+	"sync"
+	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+)
+
+// Heartbeat is one node's report.
+type Heartbeat struct {
+	Node     string          `json:"node"`
+	Hardware sizing.Hardware `json:"hardware"`
+	// PortMin and PortMax are the node's instance port range.
+	PortMin   int              `json:"port_min"`
+	PortMax   int              `json:"port_max"`
+	Instances []InstanceReport `json:"instances"`
+}
+
+// InstanceReport is what a node observes of one of its instances.
+type InstanceReport struct {
+	ID string `json:"id"`
+	// Installed is false once the unit and the directory are gone.
+	Installed         bool   `json:"installed"`
+	State             string `json:"state"`
+	PID               int    `json:"pid,omitempty"`
+	Restarts          int    `json:"restarts"`
+	MemoryUsed        int64  `json:"memory_used"`
+	ServerVersion     string `json:"server_version,omitempty"`
+	Role              string `json:"role,omitempty"`
+	Error             string `json:"error,omitempty"`
+	AppliedGeneration uint64 `json:"applied_generation"`
+}
+
+// Entry is a heartbeat with when it arrived.
+type Entry struct {
+	Heartbeat Heartbeat
+	// Received is on the monotonic clock; use Age.
+	Received time.Time
+}
+
+// Age is how long ago the heartbeat arrived.
+func (e Entry) Age() time.Duration { return time.Since(e.Received) }
+
+// View is the leader's latest heartbeat per node.
+type View struct {
+	mu    sync.RWMutex
+	nodes map[string]Entry
+}
+
+// NewView returns an empty view.
+func NewView() *View { return &View{nodes: map[string]Entry{}} }
+
+// Record stores a heartbeat.
+func (v *View) Record(hb Heartbeat) {
+	v.mu.Lock()
+	v.nodes[hb.Node] = Entry{Heartbeat: hb, Received: time.Now()}
+	v.mu.Unlock()
+}
+
+// Node returns a node's latest heartbeat.
+func (v *View) Node(name string) (Entry, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	e, ok := v.nodes[name]
+	return e, ok
+}
+
+// Instance returns the latest report of an instance from its node.
+func (v *View) Instance(node, id string) (InstanceReport, time.Duration, bool) {
+	e, ok := v.Node(node)
+	if !ok {
+		return InstanceReport{}, 0, false
+	}
+	for _, r := range e.Heartbeat.Instances {
+		if r.ID == id {
+			return r, e.Age(), true
+		}
+	}
+	return InstanceReport{ID: id}, e.Age(), true
+}
+
+// Forget drops a node (it was removed).
+func (v *View) Forget(name string) {
+	v.mu.Lock()
+	delete(v.nodes, name)
+	v.mu.Unlock()
+}
