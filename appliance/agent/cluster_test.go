@@ -262,3 +262,56 @@ func (a *testAgent) clusterClient(addr string) (*api.Client, error) {
 	}
 	return api.NewRemoteClient(addr, m), nil
 }
+
+// TestCluster_MembershipBadInputChangesNothing: removing the last voter,
+// draining the only schedulable node, pinning to an unknown node and
+// joining an unreachable address are refused with clear errors.
+func TestCluster_MembershipBadInputChangesNothing(t *testing.T) {
+	solo := startCluster(t, 1)[0]
+	ctx := ctxT(t)
+	cases := []struct {
+		name   string
+		call   func() error
+		status int
+		says   string
+	}{
+		{"remove last voter", func() error { return solo.client.RemoveNode(ctx, "n1", false) }, http.StatusConflict, "last voter"},
+		{"drain only node", func() error { _, err := solo.client.DrainNode(ctx, "n1"); return err }, http.StatusConflict, "only node"},
+		{"pin unknown node", func() error {
+			_, err := solo.client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "x", Memory: "16mb", Node: "nosuch"})
+			return err
+		}, http.StatusBadRequest, "unknown node"},
+		{"bad token ttl", func() error { _, err := solo.client.ClusterToken(ctx, api.TokenRequest{TTL: "forever"}); return err }, http.StatusBadRequest, "invalid --ttl"},
+		{"second init", func() error { _, err := solo.client.ClusterInit(ctx); return err }, http.StatusConflict, "already belongs"},
+	}
+	for _, c := range cases {
+		err := c.call()
+		var e *api.Error
+		if !errors.As(err, &e) || e.Status != c.status || !strings.Contains(e.Message, c.says) {
+			t.Errorf("%s: err = %v, want status %d saying %q", c.name, err, c.status, c.says)
+		}
+	}
+	// Joining an address where nothing listens fails fast and leaves the
+	// fresh node outside any cluster.
+	cfg := writeConfig(t, t.TempDir())
+	cfg.NodeName, cfg.Bootstrap = "n7", "manual"
+	fresh := startAgent(t, cfg)
+	tok, err := solo.client.ClusterToken(ctx, api.TokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fresh.client.ClusterJoin(ctx, api.JoinClusterRequest{Addr: "127.0.0.1:1", Token: tok.Token})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Fatalf("join to a closed port: %v, want cannot reach", err)
+	}
+	if st, _ := fresh.client.ClusterStatus(ctx); st.Bootstrapped || st.Voters != 0 {
+		t.Fatalf("failed join left the node in a cluster: %+v", st)
+	}
+	if st, _ := solo.client.ClusterStatus(ctx); st.Voters != 1 {
+		t.Fatalf("voters = %d after refused operations, want 1", st.Voters)
+	}
+	nodes, _ := solo.client.Nodes(ctx)
+	if len(nodes) != 1 || nodes[0].Draining {
+		t.Fatalf("node list changed: %+v", nodes)
+	}
+}

@@ -71,7 +71,6 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			err = lc.Heartbeat(sctx, hb)
 			cancel()
-			lc.Close()
 		}
 		if err != nil && !failing {
 			log.Warn("cannot reach the leader with heartbeats", "err", err)

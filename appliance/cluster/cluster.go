@@ -46,11 +46,14 @@ type Manager struct {
 	store    *raftstate.Store
 	keys     *secrets.Keyring
 	opened   chan struct{}
+	// peers caches one client per member address: heartbeats go out several
+	// times a second and must reuse their TLS connections.
+	peers map[string]*api.Client
 }
 
 // New loads this node's key material, if it has any.
 func New(cfg *config.Config, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, log: log, dir: pki.Dir(cfg.PKIDir()), Now: time.Now, opened: make(chan struct{})}
+	m := &Manager{cfg: cfg, log: log, dir: pki.Dir(cfg.PKIDir()), Now: time.Now, opened: make(chan struct{}), peers: map[string]*api.Client{}}
 	mat, err := pki.LoadDir(cfg.PKIDir())
 	switch {
 	case err == nil:
@@ -258,14 +261,19 @@ func (m *Manager) ServerTLS() (*tls.Config, error) {
 }
 
 // PeerClient returns a mutual-TLS client to another member's cluster API.
+// Clients are shared; do not close them.
 func (m *Manager) PeerClient(addr string) (*api.Client, error) {
 	m.mu.Lock()
-	mat := m.material
-	m.mu.Unlock()
-	if mat == nil {
+	defer m.mu.Unlock()
+	if m.material == nil {
 		return nil, ErrNotMember
 	}
-	return api.NewRemoteClient(addr, pki.ClientConfig(mat, "")), nil
+	if c, ok := m.peers[addr]; ok {
+		return c, nil
+	}
+	c := api.NewRemoteClient(addr, pki.ClientConfig(m.material, ""))
+	m.peers[addr] = c
+	return c, nil
 }
 
 // LeaderClient returns a client to the leader's cluster API.
@@ -456,7 +464,6 @@ func (m *Manager) completeJoin(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -501,6 +508,10 @@ func explainJoin(addr string, err error) error {
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for addr, c := range m.peers {
+		c.Close()
+		delete(m.peers, addr)
+	}
 	if m.store == nil {
 		return nil
 	}
