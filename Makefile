@@ -52,6 +52,7 @@ lint: ## gofmt, go vet and the pinned staticcheck
 
 .PHONY: bench
 bench: deps-test build ## Benchmarks that print figures (see docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./appliance/reconcile/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
 
 .PHONY: clean
