@@ -73,7 +73,21 @@ func (m *Manager) Start(ctx context.Context) error {
 	member := m.material != nil
 	m.mu.Unlock()
 	if member {
-		return m.open(ctx, false)
+		if err := m.open(ctx, false); err != nil {
+			return err
+		}
+		// A join interrupted between receiving key material and becoming a
+		// voter: finish it, or this node would wait for a leader forever.
+		if has, err := m.Store().HasState(); err == nil && !has {
+			if addr, err := os.ReadFile(m.joinFromPath()); err == nil {
+				go func() {
+					if err := m.completeJoin(ctx, strings.TrimSpace(string(addr))); err != nil {
+						m.log.Error("finishing the interrupted join failed", "err", err)
+					}
+				}()
+			}
+		}
+		return nil
 	}
 	// A node bootstrapped before it had key material (an older agent):
 	// give it its own CA so Raft can run over TLS.
@@ -433,11 +447,18 @@ func (m *Manager) Join(ctx context.Context, addr, token string) error {
 	if err := m.storeMaterial(ca, resp.NodeCert, resp.NodeKey); err != nil {
 		return fmt.Errorf("store key material: %w", err)
 	}
+	if err := pki.WriteFile(m.joinFromPath(), []byte(addr+"\n"), pki.CertMode); err != nil {
+		return err
+	}
 	if err := m.open(ctx, false); err != nil {
 		return err
 	}
 	return m.completeJoin(ctx, addr)
 }
+
+// joinFromPath records the member a join went through, to finish it after
+// a restart.
+func (m *Manager) joinFromPath() string { return string(m.dir) + "/join-from" }
 
 // storeMaterial writes the received CA and node certificate and loads them.
 func (m *Manager) storeMaterial(ca *pki.CA, certPEM, keyPEM []byte) error {
