@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis-appliance/redis-appliance/lab"
 
 	"github.com/redis/go-redis/v9"
 
@@ -37,20 +38,10 @@ type testAgent struct {
 	done   chan error
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // writeConfig writes an agent config for a test in dir and loads it.
 func writeConfig(t *testing.T, dir string) *config.Config {
 	t.Helper()
-	base := freePort(t)
+	base := lab.FreePort(t)
 	yaml := fmt.Sprintf(`node_name: n1
 data_dir: %s
 socket: %s
@@ -60,7 +51,7 @@ port_range: %d-%d
 instance_user: ""
 supervisor: process
 log_level: debug
-`, filepath.Join(dir, "data"), filepath.Join(dir, "api.sock"), freePort(t), freePort(t), base, base+20)
+`, filepath.Join(dir, "data"), filepath.Join(dir, "api.sock"), lab.FreePort(t), lab.FreePort(t), base, base+20)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -333,8 +324,8 @@ func TestAgent_SecondAgentOnSameDataDirIsRefused(t *testing.T) {
 	startAgent(t, cfg)
 	second := *cfg
 	second.Socket = filepath.Join(dir, "other.sock")
-	second.RaftAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	second.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	second.RaftAddr = fmt.Sprintf("127.0.0.1:%d", lab.FreePort(t))
+	second.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", lab.FreePort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := Run(ctx, &second, slog.New(slog.DiscardHandler), nil)

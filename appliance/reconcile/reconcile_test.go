@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/redis-appliance/redis-appliance/lab"
 
 	"github.com/redis-appliance/redis-appliance/appliance/secrets"
 	"github.com/redis-appliance/redis-appliance/raftstate"
@@ -26,21 +27,11 @@ type rig struct {
 	dir   string
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	st, err := raftstate.Open(raftstate.Config{NodeName: "n1", Dir: filepath.Join(dir, "raft"), BindAddr: "127.0.0.1:" + itoa(freePort(t)), Logger: log})
+	st, err := raftstate.Open(raftstate.Config{NodeName: "n1", Dir: filepath.Join(dir, "raft"), BindAddr: "127.0.0.1:" + itoa(lab.FreePort(t)), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +80,7 @@ func (r *rig) create(t *testing.T, name, node string) {
 	}
 	db := raftstate.Database{
 		Name: name, Version: "7.0", Flavor: raftstate.FlavorNoRDB, MemoryBytes: 16 << 20, Password: sealed,
-		Instances: []raftstate.Instance{{ID: name + "-0", Node: node, Port: freePort(t), Role: raftstate.RolePrimary}},
+		Instances: []raftstate.Instance{{ID: name + "-0", Node: node, Port: lab.FreePort(t), Role: raftstate.RolePrimary}},
 	}
 	if err := r.store.Apply(context.Background(), raftstate.CmdCreateDatabase, raftstate.CreateDatabase{Database: db}); err != nil {
 		t.Fatal(err)
@@ -179,7 +170,7 @@ func TestReconciler_ConvergesOnItsOwnInstancesOnly(t *testing.T) {
 func BenchmarkReconciler_ApplyToPass(b *testing.B) {
 	dir := b.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	st, err := raftstate.Open(raftstate.Config{NodeName: "n1", Dir: filepath.Join(dir, "raft"), BindAddr: "127.0.0.1:" + itoa(freePort(b)), Logger: log})
+	st, err := raftstate.Open(raftstate.Config{NodeName: "n1", Dir: filepath.Join(dir, "raft"), BindAddr: "127.0.0.1:" + itoa(lab.FreePort(b)), Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}

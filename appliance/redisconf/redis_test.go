@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis-appliance/redis-appliance/lab"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,16 +28,6 @@ type instance struct {
 	done    chan struct{}
 	port    int
 	logPath string
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startRedis renders p, writes it with WriteFile and starts redis-server on
@@ -171,7 +162,7 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 		t.Run(string(tt.flavor), func(t *testing.T) {
 			dir := t.TempDir()
 			p := Params{
-				Port: freePort(t), Bind: []string{"127.0.0.1"}, Password: tt.password,
+				Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Password: tt.password,
 				MaxMemory: 64 << 20, MaxMemoryPolicy: tt.policy, Dir: dir, Flavor: tt.flavor,
 			}
 			in := startRedis(t, p)
@@ -235,11 +226,11 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 // by masterauth, and follows its writes: a returning old primary rendered
 // this way never takes a write.
 func TestRender_ReplicaStartsAsReplica(t *testing.T) {
-	primary := Params{Port: freePort(t), Bind: []string{"127.0.0.1"}, Password: testPassword,
+	primary := Params{Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Password: testPassword,
 		MaxMemory: 32 << 20, Dir: t.TempDir(), Flavor: raftstate.FlavorRDB}
 	startRedis(t, primary)
 	replica := primary
-	replica.Port = freePort(t)
+	replica.Port = lab.FreePort(t)
 	replica.Dir = t.TempDir()
 	replica.ReplicaOf = fmt.Sprintf("127.0.0.1:%d", primary.Port)
 	startRedis(t, replica)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis-appliance/redis-appliance/lab"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 )
@@ -37,16 +38,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 type agentProc struct {
 	t      *testing.T
 	config string
@@ -57,10 +48,10 @@ type agentProc struct {
 
 func newAgentProc(t *testing.T) *agentProc {
 	dir := t.TempDir()
-	base := freePort(t)
+	base := lab.FreePort(t)
 	a := &agentProc{t: t, config: filepath.Join(dir, "config.yaml"), socket: filepath.Join(dir, "api.sock")}
 	cfg := fmt.Sprintf("node_name: n1\ndata_dir: %s\nsocket: %s\nraft_addr: 127.0.0.1:%d\ncluster_addr: 127.0.0.1:%d\nport_range: %d-%d\ninstance_user: \"\"\nsupervisor: process\n",
-		filepath.Join(dir, "data"), a.socket, freePort(t), freePort(t), base, base+10)
+		filepath.Join(dir, "data"), a.socket, lab.FreePort(t), lab.FreePort(t), base, base+10)
 	if err := os.WriteFile(a.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
