@@ -24,6 +24,7 @@ const (
 	dataDir      = "/var/lib/redis-appliance"
 	instancesDir = dataDir + "/instances"
 	raftDir      = dataDir + "/raft"
+	configPath   = "/etc/redis-appliance/config.yaml"
 	agentName    = "redis-appliance.service"
 	// stagedUnit is where the agent's unit file is bound; it is copied
 	// into unitDir the way a package's postinst would install it.
@@ -47,16 +48,26 @@ type node struct {
 // and waits until its API answers.
 func bootNode(t testing.TB, persistent bool) *node {
 	t.Helper()
-	h := lab.Boot(t, lab.Options{
-		Persistent: persistent,
-		Binds: []lab.Bind{
-			{Host: binary, Container: "/usr/bin/redis-appliance"},
-			{Host: agentUnit, Container: stagedUnit},
-		},
-	})
+	return bootAgent(t, lab.Options{Persistent: persistent}, "")
+}
+
+// bootAgent is bootNode for any host: opts says how to boot it (the
+// binary and the unit are bound in on top of opts.Binds), and config, when
+// not empty, is written to /etc/redis-appliance/config.yaml before the
+// agent first starts, as an operator would before enabling the unit.
+func bootAgent(t testing.TB, opts lab.Options, config string) *node {
+	t.Helper()
+	opts.Binds = append(append([]lab.Bind(nil), opts.Binds...),
+		lab.Bind{Host: binary, Container: "/usr/bin/redis-appliance"},
+		lab.Bind{Host: agentUnit, Container: stagedUnit},
+	)
+	h := lab.Boot(t, opts)
 	n := &node{Host: h, t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), agentReadyTimeout)
 	defer cancel()
+	if config != "" {
+		n.writeFile(ctx, configPath, "0644", config)
+	}
 	n.MustExec(ctx, "install", "-m", "0644", stagedUnit, unitDir+"/"+agentName)
 	n.MustExec(ctx, "systemctl", "daemon-reload")
 	// Type=notify: this returns once the agent has said READY=1.
@@ -71,6 +82,17 @@ func bootNode(t testing.TB, persistent bool) *node {
 	})
 	n.waitAgent(ctx)
 	return n
+}
+
+// writeFile writes content to path inside the host (parents created) with
+// the given octal mode, through stdin so that it never appears in argv.
+func (n *node) writeFile(ctx context.Context, path, mode, content string) {
+	n.t.Helper()
+	cmd := n.Command(ctx, "install", "-D", "-m", mode, "/dev/stdin", path)
+	cmd.Stdin = strings.NewReader(content)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		n.t.Fatalf("writing %s in %s: %v %s", path, n.Name(), err, out)
+	}
 }
 
 // waitAgent polls until the agent unit is active and its API answers.

@@ -152,6 +152,18 @@ func Require(t testing.TB) {
 	}
 }
 
+// ReportTo makes the host's methods report failures to t, a subtest (or
+// sub-benchmark) of the test that booted the host, until the returned
+// function is called: FailNow must run on the goroutine of the test that
+// calls it, and a subtest runs on its own. Subtests sharing a host must run
+// one after the other, never in parallel. The host is still torn down by
+// the test that booted it.
+func (h *Host) ReportTo(t testing.TB) (restore func()) {
+	prev := h.t
+	h.t = t
+	return func() { h.t = prev }
+}
+
 // Name is the host's machine name.
 func (h *Host) Name() string { return h.name }
 

@@ -51,7 +51,7 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			hb.Instances = append(hb.Instances, health.InstanceReport{
 				ID: pi.Instance.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
 				MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,
-				AppliedGeneration: rec.AppliedGeneration(pi.Instance.ID),
+				ReplOffset: o.ReplOffset, AppliedGeneration: rec.AppliedGeneration(pi.Instance.ID),
 			})
 		}
 		if present, err := rec.Present(octx); err == nil {

@@ -32,6 +32,7 @@ type InstanceReport struct {
 	MemoryUsed        int64  `json:"memory_used"`
 	ServerVersion     string `json:"server_version,omitempty"`
 	Role              string `json:"role,omitempty"`
+	ReplOffset        int64  `json:"repl_offset"`
 	Error             string `json:"error,omitempty"`
 	AppliedGeneration uint64 `json:"applied_generation"`
 }

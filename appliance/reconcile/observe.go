@@ -26,6 +26,9 @@ type Observation struct {
 	MemoryUsed    int64
 	ServerVersion string
 	Role          string
+	// ReplOffset is master_repl_offset: how far this instance's replication
+	// stream has come.
+	ReplOffset int64
 	// Error says why the instance is not running, when known.
 	Error string
 }
@@ -74,6 +77,7 @@ func (r *Reconciler) Observe(ctx context.Context, db *raftstate.Database, in raf
 	o.MemoryUsed, _ = strconv.ParseInt(info["used_memory"], 10, 64)
 	o.ServerVersion = info["redis_version"]
 	o.Role = info["role"]
+	o.ReplOffset, _ = strconv.ParseInt(info["master_repl_offset"], 10, 64)
 	if info["loading"] == "1" {
 		o.State = "starting"
 	}
