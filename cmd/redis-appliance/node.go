@@ -284,7 +284,7 @@ keys and becomes a Raft voter.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(status, initCmd, tokenCmd, joinCmd, leaveCmd)
+	cmd.AddCommand(status, initCmd, tokenCmd, joinCmd, leaveCmd, newClusterRecoverCmd())
 	return cmd
 }
 
