@@ -315,3 +315,24 @@ func TestCluster_MembershipBadInputChangesNothing(t *testing.T) {
 		t.Fatalf("node list changed: %+v", nodes)
 	}
 }
+
+// TestCluster_LeaderCanLeave: the leader leaving hands leadership over and
+// is removed by the new leader; the two others go on.
+func TestCluster_LeaderCanLeave(t *testing.T) {
+	agents := startCluster(t, 3)
+	ctx := ctxT(t)
+	if err := agents[0].client.ClusterLeave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "two voters without n1", func() bool {
+		st, err := agents[1].client.ClusterStatus(ctx)
+		if err != nil || st.Voters != 2 || st.Leader == "" || st.Leader == "n1" {
+			return false
+		}
+		nodes, err := agents[1].client.Nodes(ctx)
+		return err == nil && len(nodes) == 2
+	})
+	if _, err := agents[2].client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "after", Memory: "16mb", Flavor: "nordb"}); err != nil {
+		t.Fatalf("create after the leader left: %v", err)
+	}
+}

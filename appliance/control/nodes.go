@@ -167,12 +167,12 @@ func (c *Controller) RemoveNode(ctx context.Context, name string, force bool) er
 		return &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("node %s holds the only copy of %v; delete them first, or pass --force to remove the node and DELETE these databases", name, hosted)}
 	}
 	if name == c.cfg.NodeName {
-		// The leader removing itself: hand leadership over first, then the
-		// new leader removes this node.
+		// The leader removing itself: hand leadership over, then let the new
+		// leader remove this node.
 		if err := c.store().TransferLeadership(); err != nil {
 			return fmt.Errorf("hand over leadership before removing %s: %w", name, err)
 		}
-		return &api.Error{Status: http.StatusServiceUnavailable, Message: "leadership handed over; retry to remove this node"}
+		return c.forwardOnceLeaderMoves(ctx, func(lc *api.Client) error { return lc.RemoveNode(ctx, name, force) })
 	}
 	if err := c.store().Apply(ctx, raftstate.CmdRemoveNode, raftstate.RemoveNode{Name: name, Force: force}); err != nil {
 		return err
@@ -285,26 +285,31 @@ func (c *Controller) ClusterLeave(ctx context.Context) error {
 		return err
 	}
 	if c.store().IsLeader() {
-		if err := c.RemoveNode(ctx, c.cfg.NodeName, false); err != nil {
-			var e *api.Error
-			if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable {
-				return err
-			}
-		}
+		return c.RemoveNode(ctx, c.cfg.NodeName, false)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	lc, err := c.leader(ctx)
+	if err != nil {
+		return err
+	}
+	return lc.RemoveNode(ctx, c.cfg.NodeName, false)
+}
+
+// forwardOnceLeaderMoves waits (bounded) until another node leads, then
+// sends it the call.
+func (c *Controller) forwardOnceLeaderMoves(ctx context.Context, call func(*api.Client) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		lc, err := c.leader(ctx)
-		if err == nil && lc != nil {
-			err = lc.RemoveNode(ctx, c.cfg.NodeName, false)
-			if err == nil {
-				return nil
-			}
+		if lc, leader, err := c.cl.LeaderClient(); err == nil && leader != c.cfg.NodeName {
+			return call(lc.Forwarding())
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no other node took over leadership: %w", ctx.Err())
+		case <-tick.C:
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
