@@ -8,7 +8,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the appliance and its tests run against.
 DEB_RUN     := redis-server redis-tools
-DEB_TEST    := $(DEB_RUN) redis-sentinel systemd-container python3-redis iproute2
+DEB_TEST    := $(DEB_RUN) redis-sentinel systemd-container python3-redis iproute2 lintian rpm bash-completion
 
 .DEFAULT_GOAL := help
 
@@ -19,6 +19,10 @@ help: ## List the targets
 .PHONY: build
 build: ## Build bin/redis-appliance (static, CGO off)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/redis-appliance
+
+.PHONY: package
+package: ## Build dist/redis-appliance_<version>_amd64.deb and .rpm (nfpm v2.45.2; version: docs/install.md)
+	GO=$(GO) ./scripts/package
 
 .PHONY: deps-run
 deps-run:

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,6 +114,44 @@ func (n *node) waitAgent(ctx context.Context) {
 	})
 }
 
+// in returns n reporting failures to t, a subtest of the test that booted
+// it (see lab.Host.ReportTo for the host's own methods).
+func (n *node) in(t testing.TB) *node { return &node{Host: n.Host, t: t} }
+
+// refuse runs redis-appliance args inside the host and fails the test
+// unless the command is refused as a user expects: a non-zero exit, a
+// message on stderr that mentions one of mention (case-insensitive), and no
+// panic. It returns the message.
+func (n *node) refuse(ctx context.Context, mention []string, args ...string) string {
+	n.t.Helper()
+	shown := slices.Clone(args)
+	for i, a := range shown {
+		// Join tokens are secrets, even spent ones: keep them out of logs.
+		if strings.HasPrefix(a, "ratok1.") && len(a) > 24 {
+			shown[i] = a[:12] + "…"
+		}
+	}
+	cmdline := "redis-appliance " + strings.Join(shown, " ")
+	stdout, stderr, err := n.cli(ctx, args...)
+	var ee *lab.ExecError
+	if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+		n.t.Fatalf("%s on %s: got %v, want a non-zero exit (stdout %q)", cmdline, n.Name(), err, stdout)
+	}
+	msg := strings.TrimSpace(stderr)
+	if msg == "" {
+		n.t.Fatalf("%s on %s: exit %d with nothing on stderr", cmdline, n.Name(), ee.ExitCode())
+	}
+	if strings.Contains(msg, "panic:") || strings.Contains(msg, "goroutine ") {
+		n.t.Fatalf("%s on %s panicked:\n%s", cmdline, n.Name(), msg)
+	}
+	low := strings.ToLower(msg)
+	if !slices.ContainsFunc(mention, func(w string) bool { return strings.Contains(low, strings.ToLower(w)) }) {
+		n.t.Errorf("%s on %s: message %q mentions none of %q", cmdline, n.Name(), msg, mention)
+	}
+	n.t.Logf("%s: exit %d: %s", cmdline, ee.ExitCode(), msg)
+	return msg
+}
+
 // cli runs redis-appliance inside the host.
 func (n *node) cli(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	return n.Exec(ctx, append([]string{"redis-appliance"}, args...)...)
@@ -145,16 +184,18 @@ type database struct {
 type instance struct {
 	ID    string `json:"id"`
 	Node  string `json:"node"`
+	Host  string `json:"host"`
 	Port  int    `json:"port"`
 	Role  string `json:"role"`
 	Unit  string `json:"unit"`
 	State string `json:"state"`
 }
 
-// createDB creates a database through the CLI, which returns once it runs.
-func (n *node) createDB(ctx context.Context, name, flavor, memory string) database {
+// createDB creates a database through the CLI, which returns once it runs;
+// extra are more flags of db create (e.g. --node lab2).
+func (n *node) createDB(ctx context.Context, name, flavor, memory string, extra ...string) database {
 	n.t.Helper()
-	n.mustCLI(ctx, "db", "create", name, "--memory", memory, "--flavor", flavor)
+	n.mustCLI(ctx, append([]string{"db", "create", name, "--memory", memory, "--flavor", flavor}, extra...)...)
 	db := n.show(ctx, name)
 	if db.State != "running" {
 		n.t.Fatalf("db create %s returned but db show says state %q", name, db.State)

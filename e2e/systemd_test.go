@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis-appliance/redis-appliance/lab"
 )
 
 // The agent, running as its own unit, creates a database that serves
@@ -405,24 +403,7 @@ func TestSystemd_BadInputIsRefusedClearlyAndLeavesNoStrayUnitOrFile(t *testing.T
 		{"second agent on the same data dir", []string{"agent"}, []string{"agent", "running", "lock", "use"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cctx := timeout(t, 30*time.Second)
-			stdout, stderr, err := n.cli(cctx, tc.args...)
-			var ee *lab.ExecError
-			if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
-				t.Fatalf("redis-appliance %s: got %v, want a non-zero exit (stdout %q)", strings.Join(tc.args, " "), err, stdout)
-			}
-			msg := strings.TrimSpace(stderr)
-			if msg == "" {
-				t.Fatalf("redis-appliance %s: exit %d with nothing on stderr", strings.Join(tc.args, " "), ee.ExitCode())
-			}
-			if strings.Contains(msg, "panic:") || strings.Contains(msg, "goroutine ") {
-				t.Fatalf("redis-appliance %s panicked:\n%s", strings.Join(tc.args, " "), msg)
-			}
-			low := strings.ToLower(msg)
-			if !slices.ContainsFunc(tc.mention, func(w string) bool { return strings.Contains(low, strings.ToLower(w)) }) {
-				t.Errorf("redis-appliance %s: message %q mentions none of %q", strings.Join(tc.args, " "), msg, tc.mention)
-			}
-			t.Logf("exit %d: %s", ee.ExitCode(), msg)
+			n.in(t).refuse(timeout(t, 30*time.Second), tc.mention, tc.args...)
 		})
 	}
 

@@ -108,8 +108,13 @@ func DefaultSocket() string {
 	if s := os.Getenv("REDIS_APPLIANCE_SOCKET"); s != "" {
 		return s
 	}
+	const system = "/run/redis-appliance/api.sock"
 	if os.Geteuid() == 0 {
-		return "/run/redis-appliance/api.sock"
+		return system
+	}
+	// A member of socket_group talks to the system agent when there is one.
+	if _, err := os.Stat(system); err == nil {
+		return system
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "redis-appliance", "api.sock")
