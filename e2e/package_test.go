@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,6 +118,13 @@ func bootPackageHost(t *testing.T, p *builtPackages, persistent bool) *node {
 	if out, _, err := n.Exec(ctx, "dpkg-query", "-W", "-f", "${Status}", "redis-appliance"); err == nil && strings.Contains(out, "installed") {
 		t.Fatalf("redis-appliance is already installed on this machine (%q), so the host is not clean: apt-get purge redis-appliance on the machine first", out)
 	}
+	// The package must be what creates the user and the groups; a
+	// machine that had the package once and purged it keeps them.
+	for _, e := range [][2]string{{"passwd", instanceUser}, {"group", instanceUser}, {"group", adminGroup}} {
+		if n.getent(ctx, e[0], e[1]) != nil {
+			t.Fatalf("%s %s already exists on this machine, so the host is not clean (a purge keeps it): userdel/groupdel it on the machine first", e[0], e[1])
+		}
+	}
 	// A machine that is a container image (Docker's Debian images, CI)
 	// has a policy-rc.d that forbids maintainer scripts to start services
 	// (exit 101), and the host inherits it; a real host has none.
@@ -214,6 +222,9 @@ func TestPackage_DebInstallUpgradeRemovePurgeKeepsDataUntilPurge(t *testing.T) {
 	if !strings.Contains(out, "redis-appliance cluster init") || !strings.Contains(out, "cluster join") {
 		t.Errorf("the install does not tell the operator the next step (cluster init / cluster join):\n%s", out)
 	}
+	if !strings.Contains(out, "usermod -aG "+adminGroup+" USER") {
+		t.Errorf("the install does not say how to use the CLI without root (usermod -aG %s USER):\n%s", adminGroup, out)
+	}
 	if st, v := n.dpkgStatus(ctx); st != "ii" || v != p.v1 {
 		t.Fatalf("after install dpkg says %q %q, want ii %s", st, v, p.v1)
 	}
@@ -225,6 +236,7 @@ func TestPackage_DebInstallUpgradeRemovePurgeKeepsDataUntilPurge(t *testing.T) {
 	}
 	n.checkInstalledFiles(ctx, p.v1)
 	n.checkAgentUnit(ctx)
+	n.checkSystemUser(ctx, "/usr/sbin/nologin")
 	n.checkSocketGroup(ctx)
 
 	// A cluster of one, and a database with data.
@@ -239,6 +251,7 @@ func TestPackage_DebInstallUpgradeRemovePurgeKeepsDataUntilPurge(t *testing.T) {
 	unit := unitName("cache")
 	n.mustRedis(ctx, e, "set", "greeting", "hello")
 	n.fill(ctx, e, 300)
+	n.checkRunsAsInstanceUser(ctx, "cache")
 	n.waitAOFDurable(ctx, e)
 
 	// The operator edits the config (a conffile): upgrades keep it. The
@@ -343,7 +356,7 @@ func (n *node) checkInstalledFiles(ctx context.Context, version string) {
 		"/usr/bin/redis-appliance":                                  "755 root root",
 		"/var/lib/redis-appliance":                                  "711 root root",
 		"/run/redis-appliance":                                      "755 root root",
-		"/run/redis-appliance/api.sock":                             "660 root redis-appliance",
+		"/run/redis-appliance/api.sock":                             "660 root redis-appliance-admin",
 		configPath:                                                  "644 root root",
 		"/lib/systemd/system/" + agentName:                          "644 root root",
 		"/usr/share/man/man1/redis-appliance.1.gz":                  "644 root root",
@@ -361,7 +374,7 @@ func (n *node) checkInstalledFiles(ctx context.Context, version string) {
 		}
 	}
 	conf := n.MustExec(ctx, "cat", configPath)
-	for _, want := range []string{"\nbootstrap: manual\n", "\nsocket_group: redis-appliance\n", "\nport_range: 6400-6999\n", "\ninstance_user: redis\n"} {
+	for _, want := range []string{"\nbootstrap: manual\n", "\nsocket_group: redis-appliance-admin\n", "\nport_range: 6400-6999\n", "\ninstance_user: redis-appliance\n"} {
 		if !strings.Contains(conf, want) {
 			n.t.Errorf("the packaged %s has no line %q", configPath, strings.TrimSpace(want))
 		}
@@ -420,27 +433,160 @@ func (n *node) checkAgentUnit(ctx context.Context) {
 	}
 }
 
-// checkSocketGroup checks that members of the redis-appliance group use
-// the CLI without root, and that other users cannot.
-func (n *node) checkSocketGroup(ctx context.Context) {
+// instanceUser is the system user the package creates for the databases,
+// with a group of the same name; adminGroup is the group of the API socket.
+const (
+	instanceUser = "redis-appliance"
+	adminGroup   = "redis-appliance-admin"
+)
+
+// getent returns the fields of one entry of a database of getent(1)
+// (passwd, group), nil when there is none.
+func (n *node) getent(ctx context.Context, db, key string) []string {
 	n.t.Helper()
-	if _, _, err := n.Exec(ctx, "getent", "group", "redis-appliance"); err != nil {
-		n.t.Errorf("the package created no redis-appliance group: %v", err)
+	out, _, err := n.Exec(ctx, "getent", db, key)
+	if err != nil {
+		return nil
+	}
+	return strings.Split(strings.TrimSpace(out), ":")
+}
+
+// checkSystemUser checks the user and the groups the package creates: a
+// system user redis-appliance whose primary (and only) group is the
+// system group redis-appliance, who cannot log in and whose home is the
+// state directory (left to root), and a separate system group
+// redis-appliance-admin for the API socket that the user is not in.
+func (n *node) checkSystemUser(ctx context.Context, nologin string) {
+	n.t.Helper()
+	pw := n.getent(ctx, "passwd", instanceUser)
+	if len(pw) != 7 {
+		n.t.Errorf("the package created no %s user (getent passwd: %q)", instanceUser, pw)
 		return
 	}
-	n.MustExec(ctx, "useradd", "--no-create-home", "--groups", "redis-appliance", "alice")
+	gr := n.getent(ctx, "group", instanceUser)
+	if len(gr) != 4 {
+		n.t.Errorf("the package created no %s group (getent group: %q)", instanceUser, gr)
+		return
+	}
+	admin := n.getent(ctx, "group", adminGroup)
+	if len(admin) != 4 {
+		n.t.Errorf("the package created no %s group (getent group: %q)", adminGroup, admin)
+		return
+	}
+	uid, _ := strconv.Atoi(pw[2])
+	sysMax := 999
+	if out, _, err := n.Exec(ctx, "awk", "$1 == \"SYS_UID_MAX\" { print $2 }", "/etc/login.defs"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(out)); err == nil {
+			sysMax = v
+		}
+	}
+	if uid <= 0 || uid > sysMax {
+		n.t.Errorf("user %s has uid %d, want a system uid (1-%d)", instanceUser, uid, sysMax)
+	}
+	for _, g := range [][]string{gr, admin} {
+		if gid, _ := strconv.Atoi(g[2]); gid <= 0 || gid > sysMax {
+			n.t.Errorf("group %s has gid %d, want a system gid (1-%d)", g[0], gid, sysMax)
+		}
+	}
+	if pw[3] != gr[2] {
+		n.t.Errorf("user %s has primary gid %s, want %s (group %s)", instanceUser, pw[3], gr[2], instanceUser)
+	}
+	if pw[5] != dataDir {
+		n.t.Errorf("user %s has home %q, want %s", instanceUser, pw[5], dataDir)
+	}
+	if pw[6] != nologin {
+		n.t.Errorf("user %s has shell %q, want %s (no login)", instanceUser, pw[6], nologin)
+	}
+	if got := strings.TrimSpace(n.MustExec(ctx, "id", "-nG", instanceUser)); got != instanceUser {
+		n.t.Errorf("user %s is in the groups %q, want only %s (never %s)", instanceUser, got, instanceUser, adminGroup)
+	}
+	if admin[2] == gr[2] {
+		n.t.Errorf("groups %s and %s share gid %s", instanceUser, adminGroup, gr[2])
+	}
+	// Its home is not its own: the state directory stays root:root 0711.
+	if got := strings.TrimSpace(n.MustExec(ctx, "stat", "-c", "%a %U %G", dataDir)); got != "711 root root" {
+		n.t.Errorf("%s (the home of %s): %q, want 711 root root", dataDir, instanceUser, got)
+	}
+}
+
+// checkRunsAsInstanceUser checks that database db's unit runs redis-server
+// as the package's user redis-appliance (not Debian's redis) with no other
+// group than its own: neither the admin group nor root's.
+func (n *node) checkRunsAsInstanceUser(ctx context.Context, db string) {
+	n.t.Helper()
+	unit := unitName(db)
+	if got := n.prop(ctx, unit, "User"); got != instanceUser {
+		n.t.Errorf("%s: User=%q, want %s", unit, got, instanceUser)
+	}
+	if got := n.prop(ctx, unit, "Group"); got != instanceUser {
+		n.t.Errorf("%s: Group=%q, want %s", unit, got, instanceUser)
+	}
+	uid := strings.TrimSpace(n.MustExec(ctx, "id", "-u", instanceUser))
+	gid := strings.TrimSpace(n.MustExec(ctx, "id", "-g", instanceUser))
+	pid := n.mainPID(ctx, unit)
+	if pid == 0 {
+		n.t.Errorf("%s has no main process", unit)
+		return
+	}
+	status := n.MustExec(ctx, "cat", fmt.Sprintf("/proc/%d/status", pid))
+	comm := strings.TrimSpace(n.MustExec(ctx, "cat", fmt.Sprintf("/proc/%d/comm", pid)))
+	if comm != "redis-server" {
+		n.t.Errorf("the main process of %s is %q, want redis-server", unit, comm)
+	}
+	fields := map[string][]string{}
+	for _, line := range strings.Split(status, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok {
+			fields[k] = strings.Fields(v)
+		}
+	}
+	// Real, effective, saved and file-system ids, all four.
+	if got := fields["Uid"]; len(got) != 4 || slices.ContainsFunc(got, func(v string) bool { return v != uid }) {
+		n.t.Errorf("redis-server (pid %d) of %s runs with uids %v, want %s (%s) for all", pid, unit, got, uid, instanceUser)
+	}
+	if got := fields["Gid"]; len(got) != 4 || slices.ContainsFunc(got, func(v string) bool { return v != gid }) {
+		n.t.Errorf("redis-server (pid %d) of %s runs with gids %v, want %s (%s) for all", pid, unit, got, gid, instanceUser)
+	}
+	if got := fields["Groups"]; slices.ContainsFunc(got, func(v string) bool { return v != gid }) {
+		n.t.Errorf("redis-server (pid %d) of %s has the supplementary groups %v, want none but %s (%s)", pid, unit, got, gid, instanceUser)
+	}
+	if got := strings.TrimSpace(n.MustExec(ctx, "stat", "-c", "%a %U %G", instanceDir(db))); got != "700 "+instanceUser+" "+instanceUser {
+		n.t.Errorf("%s: %q, want 700 %s %s", instanceDir(db), got, instanceUser, instanceUser)
+	}
+}
+
+// checkSocketGroup checks that members of the redis-appliance-admin group
+// use the CLI without root, and that other users cannot: neither one
+// without a group, nor the instance user redis-appliance (what a
+// redis-server process runs as), nor another member of its group.
+func (n *node) checkSocketGroup(ctx context.Context) {
+	n.t.Helper()
+	if _, _, err := n.Exec(ctx, "getent", "group", adminGroup); err != nil {
+		n.t.Errorf("the package created no %s group: %v", adminGroup, err)
+		return
+	}
+	n.MustExec(ctx, "useradd", "--no-create-home", "--groups", adminGroup, "alice")
 	n.MustExec(ctx, "useradd", "--no-create-home", "bob")
+	n.MustExec(ctx, "useradd", "--no-create-home", "--groups", instanceUser, "carol")
 	env := []string{"REDIS_APPLIANCE_SOCKET=/run/redis-appliance/api.sock"}
 	if out, stderr, err := n.ExecEnv(ctx, env, "runuser", "-u", "alice", "--", "redis-appliance", "cluster", "status"); err != nil {
-		n.t.Errorf("alice (in group redis-appliance) cannot use the CLI: %v %s %s", err, out, stderr)
+		n.t.Errorf("alice (in group %s) cannot use the CLI: %v %s %s", adminGroup, err, out, stderr)
 	}
-	_, stderr, err := n.ExecEnv(ctx, env, "runuser", "-u", "bob", "--", "redis-appliance", "cluster", "status")
-	var ee *lab.ExecError
-	if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
-		n.t.Errorf("bob (not in group redis-appliance) used the CLI: %v", err)
-	} else if !strings.Contains(strings.ToLower(stderr), "permission denied") {
-		n.t.Errorf("bob is refused with %q, want a message that says permission denied", strings.TrimSpace(stderr))
+	refused := func(who string, args ...string) {
+		n.t.Helper()
+		_, stderr, err := n.ExecEnv(ctx, env, append(args, "redis-appliance", "cluster", "status")...)
+		var ee *lab.ExecError
+		if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+			n.t.Errorf("%s used the CLI: %v", who, err)
+		} else if !strings.Contains(strings.ToLower(stderr), "permission denied") {
+			n.t.Errorf("%s is refused with %q, want a message that says permission denied", who, strings.TrimSpace(stderr))
+		}
 	}
+	refused("bob (in no group)", "runuser", "-u", "bob", "--")
+	refused("carol (in group "+instanceUser+")", "runuser", "-u", "carol", "--")
+	// The instance user has no login shell: setpriv switches to it (and
+	// its groups, as systemd's User= does) without one.
+	refused("the instance user "+instanceUser, "setpriv", "--reuid="+instanceUser, "--regid="+instanceUser, "--init-groups", "--")
 }
 
 // checkRemoved checks the host after apt-get remove.
@@ -466,7 +612,8 @@ func (n *node) checkRemoved(ctx context.Context, config string) {
 }
 
 // checkPurged checks the host after apt-get purge: nothing of the agent is
-// left but the redis-appliance group (Debian leaves system groups).
+// left but the redis-appliance user and the redis-appliance and
+// redis-appliance-admin groups (Debian leaves system users and groups).
 func (n *node) checkPurged(ctx context.Context, e endpoint, unit string) {
 	n.t.Helper()
 	if st, v := n.dpkgStatus(ctx); st != "" && !strings.HasPrefix(st, "un") && !strings.HasPrefix(st, "pn") {
@@ -488,6 +635,14 @@ func (n *node) checkPurged(ctx context.Context, e endpoint, unit string) {
 	}
 	if servers := n.redisServers(ctx); len(servers) != 0 {
 		n.t.Errorf("after purge redis-server processes are left: %q", servers)
+	}
+	if pw := n.getent(ctx, "passwd", instanceUser); pw == nil {
+		n.t.Errorf("purge deleted the system user %s (Debian keeps system users)", instanceUser)
+	}
+	for _, g := range []string{instanceUser, adminGroup} {
+		if gr := n.getent(ctx, "group", g); gr == nil {
+			n.t.Errorf("purge deleted the system group %s (Debian keeps system groups)", g)
+		}
 	}
 }
 
@@ -585,7 +740,12 @@ func TestPackage_RPMHasTheFilesAndScriptletsItShould(t *testing.T) {
 			}
 		}
 	}
-	expect("PREIN", `groupadd --system redis-appliance`)
+	expect("PREIN",
+		`getent group redis-appliance >/dev/null \|\| groupadd -r redis-appliance\n`,
+		`getent passwd redis-appliance >/dev/null \|\|\s+useradd -r -g redis-appliance -d /var/lib/redis-appliance -s /sbin/nologin -M\b[^\n]*(\\\n[^\n]*)*redis-appliance\n`,
+		`getent group redis-appliance-admin >/dev/null \|\| groupadd -r redis-appliance-admin\n`,
+		// The user's group must exist before useradd -g names it.
+		`(?s)groupadd -r redis-appliance\n.*useradd `)
 	expect("POSTIN", `systemctl daemon-reload`, `(?s)"\$1" -eq 1 \].*systemctl --no-reload enable redis-appliance\.service.*systemctl start redis-appliance\.service`)
 	expect("PREUN", `(?s)"\$1" -eq 0 \].*systemctl --no-reload disable redis-appliance\.service.*systemctl stop redis-appliance\.service`)
 	expect("POSTUN", `systemctl daemon-reload`, `(?s)"\$1" -ge 1 \].*systemctl try-restart redis-appliance\.service`)
@@ -624,16 +784,17 @@ func TestPackage_RPMScriptletsInstallUpgradeAndEraseOnSystemd(t *testing.T) {
 	if got := n.isEnabled(ctx, agentName); got != "enabled" {
 		t.Errorf("after rpm -i %s is %q, want enabled", agentName, got)
 	}
-	if _, _, err := n.Exec(ctx, "getent", "group", "redis-appliance"); err != nil {
-		t.Errorf("%%pre created no redis-appliance group: %v", err)
-	}
-	if got := strings.TrimSpace(n.MustExec(ctx, "stat", "-c", "%a %U %G", dataDir)); got != "711 root root" {
-		t.Errorf("%s: %q, want 711 root root", dataDir, got)
+	// %pre's useradd; /sbin/nologin is /usr/sbin/nologin on a merged-/usr
+	// host.
+	n.checkSystemUser(ctx, "/sbin/nologin")
+	if got := strings.TrimSpace(n.MustExec(ctx, "stat", "-c", "%a %U %G", "/run/redis-appliance/api.sock")); got != "660 root "+adminGroup {
+		t.Errorf("/run/redis-appliance/api.sock: %q, want 660 root %s", got, adminGroup)
 	}
 	n.mustCLI(ctx, "cluster", "init")
 	n.createDB(ctx, "cache", "nordb", "64mb")
 	e := n.url(ctx, "cache")
 	n.mustRedis(ctx, e, "set", "greeting", "hello")
+	n.checkRunsAsInstanceUser(ctx, "cache")
 
 	agentPID := n.mainPID(ctx, agentName)
 	rpm("-U", p.inHost(p.rpm2))
@@ -655,6 +816,11 @@ func TestPackage_RPMScriptletsInstallUpgradeAndEraseOnSystemd(t *testing.T) {
 	for _, path := range []string{raftDir, dataDir + "/cluster.key", instanceDir("cache")} {
 		if !n.exists(ctx, path) {
 			t.Errorf("rpm -e deleted %s", path)
+		}
+	}
+	for db, key := range map[string]string{"passwd": instanceUser, "group": adminGroup} {
+		if n.getent(ctx, db, key) == nil {
+			t.Errorf("rpm -e deleted %s %s", db, key)
 		}
 	}
 	if got := n.mustRedis(ctx, e, "get", "greeting"); got != "hello" {

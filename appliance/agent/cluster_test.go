@@ -139,6 +139,18 @@ func TestCluster_ThreeNodesJoinOverTLSAndAnyNodeAnswers(t *testing.T) {
 		}
 		return true
 	})
+	// Key material is 0600 on every node and no secret reaches the logs.
+	for _, a := range agents {
+		for _, f := range []string{"ca.key", "node.key"} {
+			fi, err := os.Stat(filepath.Join(a.cfg.PKIDir(), f))
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s %s: %v %v, want 0600", a.cfg.NodeName, f, fi, err)
+			}
+		}
+		if logs := a.logs.String(); strings.Contains(logs, "PRIVATE KEY") || strings.Contains(logs, "ratok1.") {
+			t.Errorf("%s logged key material or a join token", a.cfg.NodeName)
+		}
+	}
 	// Deleting through a follower removes the instance on n2.
 	if err := agents[2].client.DeleteDatabase(ctx, "orders"); err != nil {
 		t.Fatal(err)
