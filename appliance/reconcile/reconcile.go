@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/redisconf"
@@ -274,12 +275,29 @@ func (r *Reconciler) removeUnwanted(ctx context.Context, want map[string]bool) e
 	return errors.Join(errs...)
 }
 
-func (r *Reconciler) chown(path string) error {
+// chown gives an instance directory to the instance user. When the
+// directory belongs to someone else (instance_user changed, e.g. by a
+// package upgrade) everything in it is re-owned too, or redis-server could
+// not write its own data files.
+func (r *Reconciler) chown(dir string) error {
 	if r.cfg.UID < 0 && r.cfg.GID < 0 {
 		return nil
 	}
-	if err := os.Chown(path, r.cfg.UID, r.cfg.GID); err != nil {
-		return fmt.Errorf("give %s to the instance user: %w", path, err)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == r.cfg.UID && int(st.Gid) == r.cfg.GID {
+		return nil
+	}
+	err = filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, r.cfg.UID, r.cfg.GID)
+	})
+	if err != nil {
+		return fmt.Errorf("give %s to the instance user: %w", dir, err)
 	}
 	return nil
 }
