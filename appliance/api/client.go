@@ -33,7 +33,13 @@ const ForwardedHeader = "X-Redis-Appliance-Forwarded"
 // NewRemoteClient returns a client for another node's cluster API at
 // host:port over TLS (mutual TLS between members; a pinned CA when joining).
 func NewRemoteClient(addr string, cfg *tls.Config) *Client {
-	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false, TLSHandshakeTimeout: 5 * time.Second}
+	// Short dial and keep-alive bounds: a member that died must not hold a
+	// caller for the client's whole timeout.
+	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 5 * time.Second}
+	tr := &http.Transport{
+		DialContext: d.DialContext, TLSClientConfig: cfg, TLSHandshakeTimeout: 5 * time.Second,
+		IdleConnTimeout: 30 * time.Second,
+	}
 	return &Client{socket: addr, base: "https://" + addr, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
 }
 

@@ -407,7 +407,7 @@ func (m *Manager) AddVoter(ctx context.Context, node string) error {
 // store, and asks the leader to make it a voter.
 func (m *Manager) Join(ctx context.Context, addr, token string) error {
 	if m.Member() {
-		return fmt.Errorf("this node already belongs to a cluster: %w", raftstate.ErrAlreadyBootstrapped)
+		return raftstate.ErrAlreadyBootstrapped
 	}
 	tok, err := pki.ParseToken(token)
 	if err != nil {
@@ -504,11 +504,39 @@ func (m *Manager) completeJoin(ctx context.Context, addr string) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// The leader answered once the configuration change committed; this
+	// node has the cluster's log only once that change reached it too.
+	// Waiting for it before WaitReady keeps a fresh node from calling itself
+	// ready on an empty log.
+	if err := m.waitVoter(wctx); err != nil {
+		return err
+	}
 	if err := m.Store().WaitReady(wctx); err != nil {
 		return err
 	}
 	m.log.Info("joined the cluster", "via", addr, "leader", m.Store().Leader())
 	return nil
+}
+
+// waitVoter waits until this node's own Raft configuration lists it as a
+// voter.
+func (m *Manager) waitVoter(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if servers, err := m.Store().Servers(); err == nil {
+			for _, s := range servers {
+				if s.ID == m.cfg.NodeName && s.Voter {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("this node never received the cluster's log after joining: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // explainJoin turns a failed join call into advice.

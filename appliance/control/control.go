@@ -106,10 +106,31 @@ func (c *Controller) reconciler() *reconcile.Reconciler {
 func (c *Controller) store() *raftstate.Store { return c.cl.Store() }
 func (c *Controller) keys() *secrets.Keyring  { return c.cl.Keys() }
 
-// leader returns a client to the leader when this node is not the leader,
+// forward is a request on its way to the leader. Its context is cancelled
+// when this node sees the leadership move, so a call to a leader that died
+// fails in a moment instead of waiting on a dead connection.
+type forward struct {
+	lc     *api.Client
+	ctx    context.Context
+	parent context.Context
+	cancel context.CancelFunc
+}
+
+// done translates a call cut short by a leadership change into a 503 the
+// caller can retry, and releases the watch.
+func (f *forward) done(err error) error {
+	moved := f.ctx.Err() != nil && f.parent.Err() == nil
+	f.cancel()
+	if err != nil && moved {
+		return &api.Error{Status: http.StatusServiceUnavailable, Message: "the leader changed while the request was on its way; retry"}
+	}
+	return err
+}
+
+// leader returns a forward to the leader when this node is not the leader,
 // or nil when it is. A request that was already forwarded is not forwarded
 // again: leadership moved, and the caller retries.
-func (c *Controller) leader(ctx context.Context) (*api.Client, error) {
+func (c *Controller) leader(ctx context.Context) (*forward, error) {
 	st := c.store()
 	if st == nil {
 		return nil, cluster.ErrNotMember
@@ -120,11 +141,27 @@ func (c *Controller) leader(ctx context.Context) (*api.Client, error) {
 	if api.IsForwarded(ctx) {
 		return nil, &api.Error{Status: http.StatusServiceUnavailable, Message: "leadership moved while the request was forwarded; retry"}
 	}
-	lc, _, err := c.cl.LeaderClient()
+	lc, leader, err := c.cl.LeaderClient()
 	if err != nil {
 		return nil, err
 	}
-	return lc.Forwarding(), nil
+	fctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-t.C:
+				if st.Leader() != leader {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return &forward{lc: lc.Forwarding(), ctx: fctx, parent: ctx, cancel: cancel}, nil
 }
 
 var _ api.Backend = (*Controller)(nil)
@@ -147,11 +184,12 @@ func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseR
 	if err := c.waitReady(ctx); err != nil {
 		return api.Database{}, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return api.Database{}, err
 		}
-		return lc.CreateDatabase(ctx, req)
+		v, err := f.lc.CreateDatabase(f.ctx, req)
+		return v, f.done(err)
 	}
 	if !raftstate.NameRE.MatchString(req.Name) {
 		return api.Database{}, badRequest("invalid database name %q: use 1 to 40 lowercase letters, digits and hyphens, starting with a letter", req.Name)
@@ -337,11 +375,12 @@ func (c *Controller) ListDatabases(ctx context.Context) ([]api.Database, error) 
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return nil, err
 		}
-		return lc.ListDatabases(ctx)
+		v, err := f.lc.ListDatabases(f.ctx)
+		return v, f.done(err)
 	}
 	st := c.store().State()
 	out := make([]api.Database, 0, len(st.Databases))
@@ -356,11 +395,12 @@ func (c *Controller) GetDatabase(ctx context.Context, name string) (api.Database
 	if err := c.waitReady(ctx); err != nil {
 		return api.Database{}, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return api.Database{}, err
 		}
-		return lc.GetDatabase(ctx, name)
+		v, err := f.lc.GetDatabase(f.ctx, name)
+		return v, f.done(err)
 	}
 	return c.getLocal(ctx, name)
 }
@@ -433,6 +473,15 @@ func (c *Controller) DatabaseURL(ctx context.Context, name string) (api.URL, err
 	if err := c.waitReady(ctx); err != nil {
 		return api.URL{}, err
 	}
+	// From the leader, so a node cut off from the cluster never hands out
+	// the URL of a database that was deleted or moved meanwhile.
+	if f, err := c.leader(ctx); err != nil || f != nil {
+		if err != nil {
+			return api.URL{}, err
+		}
+		v, err := f.lc.DatabaseURL(f.ctx, name)
+		return v, f.done(err)
+	}
 	st := c.store().State()
 	db, ok := st.Databases[name]
 	if !ok {
@@ -455,11 +504,12 @@ func (c *Controller) RestartDatabase(ctx context.Context, name string) (api.Data
 	if err := c.waitReady(ctx); err != nil {
 		return api.Database{}, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return api.Database{}, err
 		}
-		return lc.RestartDatabase(ctx, name)
+		v, err := f.lc.RestartDatabase(f.ctx, name)
+		return v, f.done(err)
 	}
 	if _, ok := c.store().State().Databases[name]; !ok {
 		return api.Database{}, notFound(name)
@@ -492,11 +542,11 @@ func (c *Controller) DeleteDatabase(ctx context.Context, name string) error {
 	if err := c.waitReady(ctx); err != nil {
 		return err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return err
 		}
-		return lc.DeleteDatabase(ctx, name)
+		return f.done(f.lc.DeleteDatabase(f.ctx, name))
 	}
 	db, ok := c.store().State().Databases[name]
 	if !ok {

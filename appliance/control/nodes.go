@@ -56,11 +56,12 @@ func (c *Controller) Nodes(ctx context.Context) ([]api.Node, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return nil, err
 		}
-		return lc.Nodes(ctx)
+		v, err := f.lc.Nodes(f.ctx)
+		return v, f.done(err)
 	}
 	st := c.store().State()
 	servers, err := c.store().Servers()
@@ -100,11 +101,12 @@ func (c *Controller) DrainNode(ctx context.Context, name string) (api.DrainRespo
 	if err := c.waitReady(ctx); err != nil {
 		return api.DrainResponse{}, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return api.DrainResponse{}, err
 		}
-		return lc.DrainNode(ctx, name)
+		v, err := f.lc.DrainNode(f.ctx, name)
+		return v, f.done(err)
 	}
 	st := c.store().State()
 	if _, ok := st.Nodes[name]; !ok {
@@ -136,11 +138,11 @@ func (c *Controller) RemoveNode(ctx context.Context, name string, force bool) er
 	if err := c.waitReady(ctx); err != nil {
 		return err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return err
 		}
-		return lc.RemoveNode(ctx, name, force)
+		return f.done(f.lc.RemoveNode(f.ctx, name, force))
 	}
 	st := c.store().State()
 	if _, ok := st.Nodes[name]; !ok {
@@ -256,11 +258,12 @@ func (c *Controller) ClusterToken(ctx context.Context, req api.TokenRequest) (ap
 	if err := c.waitReady(ctx); err != nil {
 		return api.TokenResponse{}, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return api.TokenResponse{}, err
 		}
-		return lc.ClusterToken(ctx, req)
+		v, err := f.lc.ClusterToken(f.ctx, req)
+		return v, f.done(err)
 	}
 	return c.cl.NewToken(ctx, ttl)
 }
@@ -272,7 +275,7 @@ func (c *Controller) ClusterJoin(ctx context.Context, req api.JoinClusterRequest
 	}
 	if err := c.cl.Join(ctx, req.Addr, req.Token); err != nil {
 		if errors.Is(err, raftstate.ErrAlreadyBootstrapped) {
-			return api.ClusterStatus{}, &api.Error{Status: http.StatusConflict, Message: err.Error()}
+			return api.ClusterStatus{}, &api.Error{Status: http.StatusConflict, Message: "this node already belongs to a cluster; see redis-appliance cluster status (to move it, remove it from its cluster and re-install it)"}
 		}
 		return api.ClusterStatus{}, err
 	}
@@ -287,11 +290,11 @@ func (c *Controller) ClusterLeave(ctx context.Context) error {
 	if c.store().IsLeader() {
 		return c.RemoveNode(ctx, c.cfg.NodeName, false)
 	}
-	lc, err := c.leader(ctx)
-	if err != nil {
+	f, err := c.leader(ctx)
+	if err != nil || f == nil {
 		return err
 	}
-	return lc.RemoveNode(ctx, c.cfg.NodeName, false)
+	return f.done(f.lc.RemoveNode(f.ctx, c.cfg.NodeName, false))
 }
 
 // forwardOnceLeaderMoves waits (bounded) until another node leads, then
@@ -318,11 +321,12 @@ func (c *Controller) Admit(ctx context.Context, req api.JoinRequest) (api.JoinRe
 	if err := c.waitReady(ctx); err != nil {
 		return api.JoinResponse{}, err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return api.JoinResponse{}, err
 		}
-		return lc.Join(ctx, req)
+		v, err := f.lc.Join(f.ctx, req)
+		return v, f.done(err)
 	}
 	return c.cl.Admit(ctx, req)
 }
@@ -336,11 +340,11 @@ func (c *Controller) JoinComplete(ctx context.Context, req api.JoinCompleteReque
 	if err := c.waitReady(ctx); err != nil {
 		return err
 	}
-	if lc, err := c.leader(ctx); err != nil || lc != nil {
+	if f, err := c.leader(ctx); err != nil || f != nil {
 		if err != nil {
 			return err
 		}
-		return lc.JoinComplete(ctx, req)
+		return f.done(f.lc.JoinComplete(f.ctx, req))
 	}
 	return c.cl.AddVoter(ctx, req.Node)
 }
@@ -359,11 +363,11 @@ func (c *Controller) Heartbeat(ctx context.Context, body []byte) error {
 		return cluster.ErrNotMember
 	}
 	if !st.IsLeader() {
-		lc, err := c.leader(ctx)
-		if err != nil || lc == nil {
+		f, err := c.leader(ctx)
+		if err != nil || f == nil {
 			return err
 		}
-		return lc.Heartbeat(ctx, hb)
+		return f.done(f.lc.Heartbeat(f.ctx, hb))
 	}
 	c.live.Record(hb)
 	return nil

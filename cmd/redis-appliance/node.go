@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -247,7 +248,7 @@ for other hosts: redis-appliance cluster join ADDRESS --token TOKEN.`,
 	}
 	tokenCmd.Flags().StringVar(&ttl, "ttl", "1h", "how long the token is valid, e.g. 30m or 24h")
 	addOutput(tokenCmd, g)
-	var token string
+	var token, tokenFile string
 	joinCmd := &cobra.Command{
 		Use:   "join ADDRESS --token TOKEN",
 		Short: "Join this host to the cluster a member at ADDRESS belongs to",
@@ -263,6 +264,16 @@ keys and becomes a Raft voter.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tokenFile != "" {
+				if token != "" {
+					return fmt.Errorf("give the token with --token or --token-file, not both")
+				}
+				t, err := readTokenFile(tokenFile)
+				if err != nil {
+					return err
+				}
+				token = t
+			}
 			s, err := g.client().ClusterJoin(cmd.Context(), api.JoinClusterRequest{Addr: args[0], Token: token})
 			if err != nil {
 				return err
@@ -271,7 +282,8 @@ keys and becomes a Raft voter.`,
 			return nil
 		},
 	}
-	joinCmd.Flags().StringVar(&token, "token", "", "join token from `redis-appliance cluster token` (required)")
+	joinCmd.Flags().StringVar(&token, "token", "", "join token from `redis-appliance cluster token` (visible in ps; prefer --token-file)")
+	joinCmd.Flags().StringVar(&tokenFile, "token-file", "", "read the join token from this file, or - for standard input")
 	leaveCmd := &cobra.Command{
 		Use:   "leave",
 		Short: "Remove this node from its cluster (refused while it holds databases)",
@@ -286,6 +298,22 @@ keys and becomes a Raft voter.`,
 	}
 	cmd.AddCommand(status, initCmd, tokenCmd, joinCmd, leaveCmd, newClusterRecoverCmd())
 	return cmd
+}
+
+// readTokenFile reads a join token from a file or standard input, so the
+// secret need not appear on a command line.
+func readTokenFile(path string) (string, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read join token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func printToken(t api.TokenResponse) {
