@@ -554,17 +554,32 @@ func (d *DBus) Remove(ctx context.Context, name string) error {
 
 // State implements Supervisor.
 func (d *DBus) State(ctx context.Context, name string) (UnitState, error) {
-	var unit, svc map[string]any
+	// Four properties, not the hundreds GetUnitProperties returns: the
+	// agent asks for every instance's state every second, and systemd pays
+	// for each property it marshals.
+	var unit sddbus.UnitStatus
+	var pid, restarts any
+	gone := false
 	err := d.do(ctx, func(ctx context.Context, c *sddbus.Conn) error {
-		var err error
-		if unit, err = c.GetUnitPropertiesContext(ctx, name); err != nil {
+		units, err := c.ListUnitsByNamesContext(ctx, []string{name})
+		if err != nil {
 			return err
 		}
-		if unitGone(unit["LoadState"], unit["ActiveState"]) {
+		if len(units) == 0 || unitGone(units[0].LoadState, units[0].ActiveState) {
+			gone = true
 			return nil
 		}
-		svc, err = c.GetUnitTypePropertiesContext(ctx, name, "Service")
-		return err
+		unit = units[0]
+		p, err := c.GetServicePropertyContext(ctx, name, "MainPID")
+		if err != nil {
+			return err
+		}
+		n, err := c.GetServicePropertyContext(ctx, name, "NRestarts")
+		if err != nil {
+			return err
+		}
+		pid, restarts = p.Value.Value(), n.Value.Value()
+		return nil
 	})
 	if err != nil {
 		if isNoSuchUnit(err) {
@@ -572,17 +587,15 @@ func (d *DBus) State(ctx context.Context, name string) (UnitState, error) {
 		}
 		return UnitState{}, fmt.Errorf("state of %s: %w", name, err)
 	}
-	if unitGone(unit["LoadState"], unit["ActiveState"]) {
+	if gone {
 		return UnitState{}, fmt.Errorf("state of %s: %w", name, ErrUnitNotFound)
 	}
-	st := UnitState{Name: name}
-	st.ActiveState, _ = unit["ActiveState"].(string)
-	st.SubState, _ = unit["SubState"].(string)
-	if pid, ok := svc["MainPID"].(uint32); ok {
-		st.MainPID = int(pid)
+	st := UnitState{Name: name, ActiveState: unit.ActiveState, SubState: unit.SubState}
+	if v, ok := pid.(uint32); ok {
+		st.MainPID = int(v)
 	}
-	if n, ok := svc["NRestarts"].(uint32); ok {
-		st.Restarts = int(n)
+	if v, ok := restarts.(uint32); ok {
+		st.Restarts = int(v)
 	}
 	return st, nil
 }

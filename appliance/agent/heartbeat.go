@@ -10,6 +10,7 @@ import (
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/reconcile"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
 // heartbeatInterval is how often an agent reports to the leader: several
@@ -19,13 +20,19 @@ const heartbeatInterval = 300 * time.Millisecond
 // hardwareInterval is how often the hardware facts are re-read.
 const hardwareInterval = 5 * time.Second
 
+// observeInterval is how often the instances are observed (unit state over
+// D-Bus, INFO over TCP). Heartbeats in between repeat the last observation:
+// observing every instance three times a second costs more than it tells.
+const observeInterval = time.Second
+
 // heartbeats reports this node's observations to the leader until ctx ends.
 // The leader records its own report directly.
 func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, live *health.View, log *slog.Logger) {
 	t := time.NewTicker(heartbeatInterval)
 	defer t.Stop()
 	var hw sizing.Hardware
-	var hwAt time.Time
+	var hwAt, obsAt time.Time
+	var obs []health.InstanceReport
 	failing := false
 	for {
 		select {
@@ -42,26 +49,13 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 				hw, hwAt = h, time.Now()
 			}
 		}
-		hb := health.Heartbeat{Node: cfg.NodeName, Hardware: hw, PortMin: cfg.PortMin, PortMax: cfg.PortMax}
-		octx, cancel := context.WithTimeout(ctx, heartbeatInterval)
-		wanted := map[string]bool{}
-		for _, pi := range st.State().InstancesOn(cfg.NodeName) {
-			wanted[pi.Instance.ID] = true
-			o := rec.Observe(octx, pi.Database, pi.Instance)
-			hb.Instances = append(hb.Instances, health.InstanceReport{
-				ID: pi.Instance.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
-				MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,
-				ReplOffset: o.ReplOffset, AppliedGeneration: rec.AppliedGeneration(pi.Instance.ID),
-			})
+		if time.Since(obsAt) >= observeInterval {
+			octx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			obs = observe(octx, cfg, st.State(), rec)
+			cancel()
+			obsAt = time.Now()
 		}
-		if present, err := rec.Present(octx); err == nil {
-			for _, id := range present {
-				if !wanted[id] {
-					hb.Instances = append(hb.Instances, health.InstanceReport{ID: id, Installed: true, State: "removing"})
-				}
-			}
-		}
-		cancel()
+		hb := health.Heartbeat{Node: cfg.NodeName, Hardware: hw, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Instances: obs}
 		if st.IsLeader() {
 			live.Record(hb)
 			continue
@@ -79,4 +73,28 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		}
 		failing = err != nil
 	}
+}
+
+// observe reports every instance this node hosts, and the units of deleted
+// instances that are still being removed.
+func observe(ctx context.Context, cfg *config.Config, st *raftstate.State, rec *reconcile.Reconciler) []health.InstanceReport {
+	var out []health.InstanceReport
+	wanted := map[string]bool{}
+	for _, pi := range st.InstancesOn(cfg.NodeName) {
+		wanted[pi.Instance.ID] = true
+		o := rec.Observe(ctx, pi.Database, pi.Instance)
+		out = append(out, health.InstanceReport{
+			ID: pi.Instance.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
+			MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,
+			ReplOffset: o.ReplOffset, AppliedGeneration: rec.AppliedGeneration(pi.Instance.ID),
+		})
+	}
+	if present, err := rec.Present(ctx); err == nil {
+		for _, id := range present {
+			if !wanted[id] {
+				out = append(out, health.InstanceReport{ID: id, Installed: true, State: "removing"})
+			}
+		}
+	}
+	return out
 }
