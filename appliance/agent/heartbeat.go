@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"time"
 
+	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/cluster"
 	"github.com/redis-appliance/redis-appliance/appliance/config"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
@@ -23,7 +25,11 @@ const hardwareInterval = 5 * time.Second
 // observeInterval is how often the instances are observed (unit state over
 // D-Bus, INFO over TCP). Heartbeats in between repeat the last observation:
 // observing every instance three times a second costs more than it tells.
-const observeInterval = time.Second
+const observeInterval = 2 * time.Second
+
+// fullEvery bounds how long heartbeats may say "same" before a full report
+// goes out anyway.
+const fullEvery = 5 * time.Second
 
 // heartbeats reports this node's observations to the leader until ctx ends.
 // The leader records its own report directly.
@@ -33,7 +39,14 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 	var hw sizing.Hardware
 	var hwAt, obsAt time.Time
 	var obs []health.InstanceReport
+	// What the leader last received in full, and from whom it was sent.
+	var sentAt time.Time
+	var sentTo string
+	changed := true
 	failing := false
+	// A reconciler pass may have started or removed instances: observe
+	// right after it rather than up to observeInterval later.
+	passed := rec.Passed()
 	for {
 		select {
 		case <-ctx.Done():
@@ -46,25 +59,44 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		}
 		if time.Since(hwAt) > hardwareInterval {
 			if h, err := sizing.Read("/proc", cfg.DataDir); err == nil {
-				hw, hwAt = h, time.Now()
+				hw, hwAt, changed = h, time.Now(), true
 			}
 		}
-		if time.Since(obsAt) >= observeInterval {
+		afterPass := false
+		select {
+		case <-passed:
+			afterPass, passed = true, rec.Passed()
+		default:
+		}
+		if afterPass || time.Since(obsAt) >= observeInterval {
 			octx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			obs = observe(octx, cfg, st.State(), rec)
+			next := observe(octx, cfg, st.State(), rec)
 			cancel()
 			obsAt = time.Now()
+			if !reflect.DeepEqual(next, obs) {
+				obs, changed = next, true
+			}
 		}
 		hb := health.Heartbeat{Node: cfg.NodeName, Hardware: hw, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Instances: obs}
+		leader := st.Leader()
+		hb.Same = !changed && leader == sentTo && time.Since(sentAt) < fullEvery
+		var err error
 		if st.IsLeader() {
-			live.Record(hb)
-			continue
+			err = live.Record(hb)
+		} else {
+			var lc *api.Client
+			lc, _, err = cl.LeaderClient()
+			if err == nil {
+				sctx, cancel := context.WithTimeout(ctx, time.Second)
+				err = lc.Heartbeat(sctx, hb)
+				cancel()
+			}
 		}
-		lc, _, err := cl.LeaderClient()
-		if err == nil {
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			err = lc.Heartbeat(sctx, hb)
-			cancel()
+		if err != nil {
+			// Whatever went wrong, the next report is a full one.
+			sentTo = ""
+		} else if !hb.Same {
+			sentAt, sentTo, changed = time.Now(), leader, false
 		}
 		if err != nil && !failing {
 			log.Warn("cannot reach the leader with heartbeats", "err", err)

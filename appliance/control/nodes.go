@@ -369,6 +369,8 @@ func (c *Controller) Heartbeat(ctx context.Context, body []byte) error {
 		}
 		return f.done(f.lc.Heartbeat(f.ctx, hb))
 	}
-	c.live.Record(hb)
+	if err := c.live.Record(hb); err != nil {
+		return &api.Error{Status: http.StatusConflict, Message: err.Error()}
+	}
 	return nil
 }

@@ -5,6 +5,7 @@
 package health
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -19,7 +20,15 @@ type Heartbeat struct {
 	PortMin   int              `json:"port_min"`
 	PortMax   int              `json:"port_max"`
 	Instances []InstanceReport `json:"instances"`
+	// Same says nothing changed since this node's last full report: the
+	// leader only notes that the node is alive. It keeps heartbeats several
+	// times a second cheap.
+	Same bool `json:"same,omitempty"`
 }
+
+// ErrNoBaseline is returned for a "same" heartbeat from a node the view has
+// no full report of (a new leader): the node must send a full one.
+var ErrNoBaseline = errors.New("no earlier full heartbeat from this node; send a full one")
 
 // InstanceReport is what a node observes of one of its instances.
 type InstanceReport struct {
@@ -57,10 +66,20 @@ type View struct {
 func NewView() *View { return &View{nodes: map[string]Entry{}} }
 
 // Record stores a heartbeat.
-func (v *View) Record(hb Heartbeat) {
+func (v *View) Record(hb Heartbeat) error {
 	v.mu.Lock()
+	defer v.mu.Unlock()
+	if hb.Same {
+		e, ok := v.nodes[hb.Node]
+		if !ok {
+			return ErrNoBaseline
+		}
+		e.Received = time.Now()
+		v.nodes[hb.Node] = e
+		return nil
+	}
 	v.nodes[hb.Node] = Entry{Heartbeat: hb, Received: time.Now()}
-	v.mu.Unlock()
+	return nil
 }
 
 // Node returns a node's latest heartbeat.
