@@ -74,7 +74,10 @@ const retryAfter = 5 * time.Second
 // New returns a reconciler; call Run to start it.
 func New(cfg Config, src Source, sup systemd.Supervisor, keys *secrets.Keyring, log *slog.Logger) *Reconciler {
 	if cfg.Interval == 0 {
-		cfg.Interval = 5 * time.Second
+		// A safety net only: passes run on every applied change and every
+		// unit state change. Each pass asks systemd about every instance,
+		// so a short period costs CPU on hosts with many databases.
+		cfg.Interval = 30 * time.Second
 	}
 	return &Reconciler{
 		cfg: cfg, src: src, sup: sup, keys: keys, log: log,
