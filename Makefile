@@ -8,7 +8,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the appliance and its tests run against.
 DEB_RUN     := redis-server redis-tools
-DEB_TEST    := $(DEB_RUN) redis-sentinel systemd-container python3-redis iproute2 lintian rpm bash-completion
+DEB_TEST    := $(DEB_RUN) redis-sentinel systemd-container python3-redis iproute2 lintian rpm bash-completion tmux
 
 .DEFAULT_GOAL := help
 
@@ -57,6 +57,7 @@ lint: ## gofmt, go vet and the pinned staticcheck
 .PHONY: bench
 bench: deps-test build ## Benchmarks that print figures (see docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./appliance/reconcile/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./tui/...
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
 
 .PHONY: clean

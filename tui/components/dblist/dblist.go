@@ -1,0 +1,380 @@
+// Package dblist is the databases view: every database with its version,
+// flavor, plan, primary node, state and memory, filtered with `/` and
+// sorted with `s`/`S`.
+//
+// Filtering and sorting happen when the data, the filter or the order
+// change, never while drawing, and only the rows on screen are drawn, so a
+// list of hundreds of databases scrolls as fast as a short one.
+package dblist
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+	"github.com/redis-appliance/redis-appliance/raftstate"
+	"github.com/redis-appliance/redis-appliance/tui/components"
+	"github.com/redis-appliance/redis-appliance/tui/components/gauge"
+	"github.com/redis-appliance/redis-appliance/tui/components/table"
+	"github.com/redis-appliance/redis-appliance/tui/layout"
+	"github.com/redis-appliance/redis-appliance/tui/uictx"
+)
+
+// SortKey is what the list is sorted by.
+type SortKey int
+
+// The sort keys, in the order `s` cycles through them.
+const (
+	ByName SortKey = iota
+	ByState
+	ByMemory
+	ByPlan
+	ByVersion
+	ByNode
+	sortKeys
+)
+
+var sortNames = [...]string{"name", "state", "memory used", "plan", "version", "node"}
+
+// String names the key for the title line.
+func (k SortKey) String() string { return sortNames[k] }
+
+// Column indexes.
+const (
+	colName = iota
+	colVersion
+	colFlavor
+	colPlan
+	colNode
+	colState
+	colMemory
+)
+
+var columns = []table.Column{
+	colName:    {Title: "NAME", Width: 12, Flex: true},
+	colVersion: {Title: "VERSION", Width: 8, Drop: 2},
+	colFlavor:  {Title: "FLAVOR", Width: 6, Drop: 3},
+	colPlan:    {Title: "PLAN", Width: 10, Right: true},
+	colNode:    {Title: "NODE", Width: 8, Drop: 1},
+	colState:   {Title: "STATE", Width: 8},
+	colMemory:  {Title: "MEMORY", Width: 11},
+}
+
+var sortColumn = [...]int{ByName: colName, ByState: colState, ByMemory: colMemory, ByPlan: colPlan, ByVersion: colVersion, ByNode: colNode}
+
+// Model is the databases view.
+type Model struct {
+	ctx       *uictx.Context
+	all       []api.Database
+	rows      []int // indexes into all: filtered, then sorted
+	table     table.Model
+	filter    textinput.Model
+	filtering bool
+	sort      SortKey
+	desc      bool
+	width     int
+	height    int
+}
+
+// New returns an empty databases view.
+func New(ctx *uictx.Context) Model {
+	m := Model{
+		ctx:    ctx,
+		table:  table.New(ctx, columns),
+		filter: components.NewInput(ctx.Styles, "/", "name, state, node, version or flavor", 64),
+	}
+	m.filter.Width = 30
+	m.applyOrder()
+	return m
+}
+
+// SetSize sets the area the view draws in.
+func (m *Model) SetSize(w, h int) {
+	m.width, m.height = w, h
+	m.table.SetSize(w, h-2)
+}
+
+// SetDatabases replaces the data. The cursor stays on the same database,
+// wherever it moves in the order.
+func (m *Model) SetDatabases(dbs []api.Database) {
+	sel, ok := m.Selected()
+	m.all = dbs
+	m.recompute()
+	if ok {
+		m.Select(sel.Name)
+	}
+}
+
+// Databases returns every database (unfiltered).
+func (m Model) Databases() []api.Database { return m.all }
+
+// Selected returns the database under the cursor.
+func (m Model) Selected() (api.Database, bool) {
+	if len(m.rows) == 0 {
+		return api.Database{}, false
+	}
+	return m.all[m.rows[m.table.Cursor()]], true
+}
+
+// Select moves the cursor to the database called name, if it is listed.
+func (m *Model) Select(name string) {
+	for i, r := range m.rows {
+		if m.all[r].Name == name {
+			m.table.SetCursor(i)
+			return
+		}
+	}
+}
+
+// Capturing says the filter has the keyboard: keys are text, not commands.
+func (m Model) Capturing() bool { return m.filtering }
+
+// Filter returns the filter text.
+func (m Model) Filter() string { return m.filter.Value() }
+
+// Sort returns the sort key and whether it is descending.
+func (m Model) Sort() (SortKey, bool) { return m.sort, m.desc }
+
+// Update handles the filter, sort and list keys.
+func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
+	k, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return m, nil
+	}
+	km := m.ctx.Keys
+	if m.filtering {
+		switch k.Type {
+		case tea.KeyEsc:
+			m.filter.SetValue("")
+			m.filtering = false
+			m.filter.Blur()
+			m.recompute()
+			return m, nil
+		case tea.KeyEnter:
+			m.filtering = false
+			m.filter.Blur()
+			return m, nil
+		}
+		before := m.filter.Value()
+		var cmd tea.Cmd
+		m.filter, cmd = m.filter.Update(msg)
+		if m.filter.Value() != before {
+			m.recompute()
+			m.table.SetCursor(0)
+		}
+		return m, cmd
+	}
+	switch {
+	case key.Matches(k, km.Filter):
+		m.filtering = true
+		return m, m.filter.Focus()
+	case key.Matches(k, km.Sort):
+		m.sort = (m.sort + 1) % sortKeys
+		// Most used and largest first: that is what one looks for.
+		m.desc = m.sort == ByMemory || m.sort == ByPlan
+		m.resort()
+		return m, nil
+	case key.Matches(k, km.Reverse):
+		m.desc = !m.desc
+		m.resort()
+		return m, nil
+	case key.Matches(k, km.Back) && m.filter.Value() != "":
+		m.filter.SetValue("")
+		m.resort()
+		return m, nil
+	}
+	var cmd tea.Cmd
+	m.table, cmd = m.table.Update(msg)
+	return m, cmd
+}
+
+// resort recomputes the rows and keeps the cursor on its database.
+func (m *Model) resort() {
+	sel, ok := m.Selected()
+	m.recompute()
+	if ok {
+		m.Select(sel.Name)
+	}
+}
+
+// recompute filters and sorts.
+func (m *Model) recompute() {
+	terms := strings.Fields(strings.ToLower(m.filter.Value()))
+	// A new slice: copies of the model made by Update must not share it.
+	rows := make([]int, 0, len(m.all))
+	for i, db := range m.all {
+		if matches(db, terms) {
+			rows = append(rows, i)
+		}
+	}
+	m.rows = rows
+	by := compareBy(m.sort)
+	slices.SortStableFunc(m.rows, func(a, b int) int {
+		c := by(m.all[a], m.all[b])
+		if m.desc {
+			c = -c
+		}
+		if c == 0 {
+			c = strings.Compare(m.all[a].Name, m.all[b].Name)
+		}
+		return c
+	})
+	m.table.SetRows(len(m.rows))
+	m.applyOrder()
+}
+
+// applyOrder marks the sorted column in the header.
+func (m *Model) applyOrder() {
+	cols := slices.Clone(columns)
+	arrow := "▲"
+	if m.desc {
+		arrow = "▼"
+	}
+	c := sortColumn[m.sort]
+	cols[c].Title += arrow
+	m.table.SetColumns(cols)
+}
+
+// matches says whether every term is found in the database's name,
+// version, flavor, state or primary node.
+func matches(db api.Database, terms []string) bool {
+	for _, t := range terms {
+		if !strings.Contains(db.Name, t) && !strings.Contains(db.Version, t) && !strings.Contains(db.Flavor, t) &&
+			!strings.Contains(db.State, t) && !strings.Contains(strings.ToLower(PrimaryNode(db)), t) {
+			return false
+		}
+	}
+	return true
+}
+
+// stateRank orders states worst first, so sorting by state puts what needs
+// attention on top.
+func stateRank(s string) int {
+	switch s {
+	case api.StateFailed:
+		return 0
+	case api.StateUnknown:
+		return 1
+	case api.StateStopped:
+		return 2
+	case api.StateStarting:
+		return 3
+	case api.StateRunning:
+		return 4
+	}
+	return 1
+}
+
+func compareBy(k SortKey) func(a, b api.Database) int {
+	switch k {
+	case ByState:
+		return func(a, b api.Database) int { return cmp.Compare(stateRank(a.State), stateRank(b.State)) }
+	case ByMemory:
+		return func(a, b api.Database) int { return cmp.Compare(usedFraction(a), usedFraction(b)) }
+	case ByPlan:
+		return func(a, b api.Database) int { return cmp.Compare(a.MemoryBytes, b.MemoryBytes) }
+	case ByVersion:
+		return func(a, b api.Database) int { return CompareVersions(a.Version, b.Version) }
+	case ByNode:
+		return func(a, b api.Database) int { return strings.Compare(PrimaryNode(a), PrimaryNode(b)) }
+	}
+	return func(a, b api.Database) int { return strings.Compare(a.Name, b.Name) }
+}
+
+func usedFraction(db api.Database) float64 {
+	if db.MemoryBytes <= 0 {
+		return 0
+	}
+	return float64(db.MemoryUsedBytes) / float64(db.MemoryBytes)
+}
+
+// CompareVersions orders dotted versions by number, so 7.10 comes after 7.2.
+func CompareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if c := cmp.Compare(x, y); c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a, b)
+}
+
+// PrimaryNode returns the node of a database's primary instance.
+func PrimaryNode(db api.Database) string {
+	for _, in := range db.Instances {
+		if in.Role == string(raftstate.RolePrimary) {
+			return in.Node
+		}
+	}
+	return ""
+}
+
+// View draws the title line, the table and the filter hint.
+func (m Model) View() string {
+	st := m.ctx.Styles
+	title := st.Title.Render("DATABASES") + " "
+	if len(m.rows) != len(m.all) {
+		title += fmt.Sprintf("%d of %d", len(m.rows), len(m.all))
+	} else {
+		title += strconv.Itoa(len(m.all))
+	}
+	arrow := "ascending"
+	if m.desc {
+		arrow = "descending"
+	}
+	title += st.Faint.Render(fmt.Sprintf(" · by %s, %s", m.sort, arrow))
+	right := m.table.Position()
+	if m.ctx.Stale && !m.ctx.DataAt.IsZero() {
+		right = strings.TrimSpace(st.Warn.Render("as of "+uictx.FormatAge(m.ctx.Age())+" ago") + "  " + right)
+	}
+	var filterLine string
+	switch {
+	case m.filtering:
+		filterLine = m.filter.View() + st.Faint.Render("   enter keep · esc clear")
+	case m.filter.Value() != "":
+		filterLine = st.Key.Render("/") + m.filter.Value() + st.Faint.Render("   / edit · esc clear")
+	}
+
+	empty := "No databases yet. Press n to create one."
+	if len(m.all) > 0 {
+		empty = fmt.Sprintf("No database matches %q. Press esc to clear the filter.", m.filter.Value())
+	}
+	body := m.table.View(m.cells, empty)
+	out := layout.Spread(title, right, m.width) + "\n" + body
+	// The filter line sits at the bottom, where the eye looks for input.
+	out = layout.Fit(out, m.width, m.height-1)
+	return out + "\n" + filterLine
+}
+
+func (m Model) cells(i int) []string {
+	st := m.ctx.Styles
+	db := m.all[m.rows[i]]
+	state := st.State(db.State).Render(db.State)
+	if m.ctx.Stale {
+		state = st.Faint.Render(db.State)
+	}
+	return []string{
+		colName:    db.Name,
+		colVersion: db.Version,
+		colFlavor:  db.Flavor,
+		colPlan:    sizing.FormatSize(db.MemoryBytes),
+		colNode:    PrimaryNode(db),
+		colState:   state,
+		colMemory:  gauge.Render(st, columns[colMemory].Width, db.MemoryUsedBytes, db.MemoryBytes),
+	}
+}

@@ -1,0 +1,200 @@
+// Package tuitest holds what the terminal UI's tests share: a context with
+// a fixed clock and no colours (so golden files are plain, readable text
+// that does not depend on the terminal running the tests), fixtures shaped
+// like what the agent's API returns, and key messages.
+//
+// Golden files live in each package's testdata/, named after the test;
+// `go test ./tui/... -update` rewrites them (the flag comes from
+// charmbracelet/x/exp/golden, which teatest uses too).
+package tuitest
+
+import (
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/muesli/termenv"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+	"github.com/redis-appliance/redis-appliance/tui/theme"
+	"github.com/redis-appliance/redis-appliance/tui/uictx"
+)
+
+// Now is the fixed time of every test's clock.
+var Now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func init() {
+	// Components that fall back to lipgloss's default renderer must not
+	// depend on the terminal running the tests either.
+	lipgloss.SetColorProfile(termenv.Ascii)
+}
+
+// Renderer returns a renderer with the given colour profile.
+func Renderer(p termenv.Profile) *lipgloss.Renderer {
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(p)
+	return r
+}
+
+// Context returns a w×h context without colours whose data was fetched
+// 0.4s before Now and is live.
+func Context(w, h int) *uictx.Context {
+	c := uictx.New(theme.New(Renderer(termenv.Ascii)), time.Second)
+	c.Width, c.Height = w, h
+	c.Now = Now
+	c.DataAt = Now.Add(-400 * time.Millisecond)
+	c.Endpoint = "/run/redis-appliance/api.sock"
+	return c
+}
+
+// Golden compares view with testdata/<test name>.golden.
+func Golden(t testing.TB, view string) {
+	t.Helper()
+	golden.RequireEqual(t, []byte(view+"\n"))
+}
+
+// Key returns the message of a key as bubbletea reports it: "enter",
+// "esc", "tab", "shift+tab", "up", "down", "left", "right", "pgdown",
+// "pgup", "home", "end", "backspace", "ctrl+c", "ctrl+s", or text.
+func Key(s string) tea.KeyMsg {
+	types := map[string]tea.KeyType{
+		"enter": tea.KeyEnter, "esc": tea.KeyEsc, "tab": tea.KeyTab, "shift+tab": tea.KeyShiftTab,
+		"up": tea.KeyUp, "down": tea.KeyDown, "left": tea.KeyLeft, "right": tea.KeyRight,
+		"pgdown": tea.KeyPgDown, "pgup": tea.KeyPgUp, "home": tea.KeyHome, "end": tea.KeyEnd,
+		"backspace": tea.KeyBackspace, "ctrl+c": tea.KeyCtrlC, "ctrl+s": tea.KeyCtrlS, " ": tea.KeySpace,
+	}
+	if t, ok := types[s]; ok {
+		return tea.KeyMsg{Type: t}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+}
+
+// Type returns one key message per character of s, as typed by hand.
+func Type(s string) []tea.KeyMsg {
+	var out []tea.KeyMsg
+	for _, r := range s {
+		out = append(out, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+	return out
+}
+
+// Database returns a database as the API lists it, with one primary
+// instance on node.
+func Database(name, version, flavor, state, node string, plan, used int64) api.Database {
+	port := 6400 + len(name)
+	pid := 0
+	if state == api.StateRunning {
+		pid = 4000 + int(plan%997)
+	}
+	in := api.Instance{
+		ID: name + "-0", Node: node, Host: "10.0.0.1", Port: port, Role: "primary",
+		Unit: "redis-appliance-db-" + name + "-0.service", State: state, PID: pid,
+		MemoryUsedBytes: used, ServerVersion: version + ".15",
+	}
+	if state == api.StateFailed {
+		in.Error = "redis-server exited with status 1: see journalctl -u " + in.Unit
+		in.Restarts = 5
+	}
+	return api.Database{
+		Name: name, Version: version, Flavor: flavor, MemoryBytes: plan,
+		CreatedAt: Now.Add(-26 * time.Hour), Port: port, Unit: in.Unit, State: state,
+		MemoryUsedBytes: used, Instances: []api.Instance{in},
+	}
+}
+
+// Databases returns n databases with a deterministic mix of versions,
+// flavors, states, nodes, plans and memory use. The first few have
+// hand-picked names.
+func Databases(n int) []api.Database {
+	names := []string{"cache", "sessions", "orders", "carts", "leaderboard", "ratelimit", "queue", "search-index"}
+	versions := []string{"7.0", "7.2", "7.4", "6.2", "7.10"}
+	flavors := []string{"aof", "rdb", "nordb"}
+	plans := []int64{64 * sizing.MiB, 256 * sizing.MiB, 1 * sizing.GiB, 32 * sizing.MiB, 512 * sizing.MiB}
+	out := make([]api.Database, 0, n)
+	for i := range n {
+		name := fmt.Sprintf("db-%03d", i)
+		if i < len(names) {
+			name = names[i]
+		}
+		state := api.StateRunning
+		switch {
+		case i%13 == 5:
+			state = api.StateFailed
+		case i%11 == 7:
+			state = api.StateStarting
+		}
+		plan := plans[i%len(plans)]
+		used := plan / 100 * int64((i*37)%97)
+		out = append(out, Database(name, versions[i%len(versions)], flavors[(i/3)%len(flavors)], state, fmt.Sprintf("n%d", i%3+1), plan, used))
+	}
+	return out
+}
+
+// Nodes returns three nodes: n1 the leader, n2 a healthy follower, n3 a
+// draining follower the leader lost contact with.
+func Nodes() []api.Node {
+	hw := func(memAvail, diskFree int64) sizing.Hardware {
+		return sizing.Hardware{
+			MemTotal: 16 * sizing.GiB, MemAvailable: memAvail, SwapTotal: 2 * sizing.GiB, SwapFree: 2 * sizing.GiB,
+			CPUs: 4, DiskPath: "/var/lib/redis-appliance", DiskTotal: 200 * sizing.GiB, DiskFree: diskFree,
+		}
+	}
+	node := func(name string, leader, healthy bool, contact float64, h sizing.Hardware, alloc int64, dbs int) api.Node {
+		p := sizing.DefaultPolicy(h)
+		return api.Node{
+			Name: name, Address: "10.0.0." + name[1:], Voter: true, Leader: leader, Healthy: healthy,
+			LastContactSeconds: contact, Hardware: h, ReservedMemory: p.ReserveMemory, ReservedDisk: p.ReserveDisk,
+			AllocatedMemory: alloc, AllocatedDisk: alloc * 2,
+			FreeMemory: max(0, h.MemTotal-p.ReserveMemory-alloc), FreeDisk: max(0, h.DiskFree-p.ReserveDisk-alloc*2),
+			Databases: dbs,
+		}
+	}
+	n3 := node("n3", false, false, 42, hw(2*sizing.GiB, 20*sizing.GiB), 9*sizing.GiB, 7)
+	n3.Draining = true
+	return []api.Node{
+		node("n1", true, true, 0, hw(12*sizing.GiB, 150*sizing.GiB), 3*sizing.GiB, 12),
+		node("n2", false, true, 0.3, hw(9*sizing.GiB, 120*sizing.GiB), 5*sizing.GiB, 9),
+		n3,
+	}
+}
+
+// Status returns n1's view of a healthy three-node cluster.
+func Status() api.ClusterStatus {
+	return api.ClusterStatus{
+		Node: "n1", RaftState: "leader", Leader: "n1", Voters: 3, LastIndex: 1042, AppliedIndex: 1042, Bootstrapped: true,
+	}
+}
+
+// Versions returns a catalogue with 7.0 and 7.2 installed, 7.2 the default.
+func Versions() []api.Version {
+	return []api.Version{
+		{Version: "6.2", Status: "eol"},
+		{Version: "7.0", Status: "supported", Installed: true, Full: "7.0.15"},
+		{Version: "7.2", Status: "supported", Installed: true, Full: "7.2.4", Default: true},
+		{Version: "7.4", Status: "supported"},
+	}
+}
+
+// environ is an environment for termenv.
+type environ map[string]string
+
+func (e environ) Environ() []string {
+	var out []string
+	for k, v := range e {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func (e environ) Getenv(k string) string { return e[k] }
+
+// RendererFor returns the renderer that lipgloss makes for a terminal
+// with the environment env, as Run does for the real one.
+func RendererFor(env map[string]string) *lipgloss.Renderer {
+	return lipgloss.NewRenderer(io.Discard, termenv.WithEnvironment(environ(env)), termenv.WithTTY(true))
+}

@@ -1,0 +1,472 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/tui/components/clusterview"
+	"github.com/redis-appliance/redis-appliance/tui/components/confirm"
+	"github.com/redis-appliance/redis-appliance/tui/components/createform"
+	"github.com/redis-appliance/redis-appliance/tui/components/dbdetail"
+	"github.com/redis-appliance/redis-appliance/tui/components/dblist"
+	"github.com/redis-appliance/redis-appliance/tui/components/events"
+	"github.com/redis-appliance/redis-appliance/tui/source"
+	"github.com/redis-appliance/redis-appliance/tui/uictx"
+)
+
+// Tab is one of the top-level views.
+type Tab int
+
+// The views, in the order of their keys (1, 2, 3).
+const (
+	TabCluster Tab = iota
+	TabDatabases
+	TabEvents
+	nTabs
+)
+
+var tabNames = [...]string{"Cluster", "Databases", "Events"}
+
+// TickMsg drives the refresh and the clock on screen.
+type TickMsg time.Time
+
+// successFor is how long a success message stays; errors stay until
+// dismissed or replaced, so none is missed.
+const successFor = 5 * time.Second
+
+type flash struct {
+	text string
+	err  bool
+	at   time.Time
+}
+
+// op is an action sent to the agent and not answered yet.
+type op struct {
+	action source.Action
+	target string
+	since  time.Time
+}
+
+// Model is the root of the UI: it owns the shared context, routes
+// messages to the components, runs the refresh and the actions, and draws
+// the frame (header, tabs, banner, content, messages, keys).
+type Model struct {
+	ctx *uictx.Context
+	src *source.Source
+	tab Tab
+
+	cluster clusterview.Model
+	dbs     dblist.Model
+	events  events.Model
+
+	detail    dbdetail.Model
+	inDetail  bool
+	form      createform.Model
+	inForm    bool
+	confirm   confirm.Model
+	inConfirm bool
+	inHelp    bool
+
+	status    api.ClusterStatus
+	hasStatus bool
+	nodes     []api.Node
+	// loaded says databases and nodes each arrived at least once: until
+	// then an empty list would be a lie.
+	dbsLoaded, nodesLoaded bool
+	refreshing             bool
+	// lastErr is the error of the last refresh, nil if it fully succeeded.
+	lastErr     error
+	statusErr   error
+	versions    []api.Version
+	versionsErr error
+
+	pending []op
+	flash   *flash
+	// selectNext is a database to put the cursor on once it is listed
+	// (one just created).
+	selectNext string
+}
+
+// New returns the root model. Its Init starts the first refresh.
+func New(ctx *uictx.Context, src *source.Source) Model {
+	m := Model{
+		ctx:        ctx,
+		src:        src,
+		cluster:    clusterview.New(ctx),
+		dbs:        dblist.New(ctx),
+		events:     events.New(ctx),
+		refreshing: true,
+	}
+	m.updateStale()
+	return m
+}
+
+// Init starts the first refresh, reads the versions and starts the clock.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(m.src.Refresh(), m.src.Versions(), m.tick())
+}
+
+func (m Model) tick() tea.Cmd {
+	return tea.Tick(m.ctx.Refresh, func(t time.Time) tea.Msg { return TickMsg(t) })
+}
+
+// Update routes a message and lays the screen out again.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	m, cmd := m.update(msg)
+	m.layout()
+	return m, cmd
+}
+
+func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.ctx.Width, m.ctx.Height = msg.Width, msg.Height
+		return m, nil
+	case TickMsg:
+		return m.onTick(time.Time(msg))
+	case source.SnapshotMsg:
+		return m.onSnapshot(msg), nil
+	case source.URLMsg:
+		if m.inDetail && m.detail.Name() == msg.Name {
+			m.detail.SetURL(msg.URL, msg.Err)
+		}
+		return m, nil
+	case source.VersionsMsg:
+		m.versions, m.versionsErr = msg.Versions, msg.Err
+		if m.inForm {
+			m.form.SetVersions(m.versions, m.versionsErr)
+		}
+		return m, nil
+	case source.ActionMsg:
+		return m.onAction(msg)
+	case createform.SubmitMsg:
+		m.form.SetPending(m.ctx.Now)
+		return m, m.start(source.Create, msg.Request.Name, msg.Request)
+	case createform.CancelMsg:
+		m.inForm = false
+		if msg.Pending {
+			m.setFlash(false, fmt.Sprintf("creating %s goes on in the background", m.form.Name()))
+		}
+		return m, nil
+	case confirm.ConfirmedMsg:
+		m.inConfirm = false
+		o := msg.Tag.(op)
+		return m, m.start(o.action, o.target, api.CreateDatabaseRequest{})
+	case confirm.CancelledMsg:
+		m.inConfirm = false
+		return m, nil
+	case tea.KeyMsg:
+		return m.onKey(msg)
+	}
+	return m, nil
+}
+
+func (m Model) onTick(now time.Time) (Model, tea.Cmd) {
+	m.ctx.Now = now
+	cmds := []tea.Cmd{m.tick()}
+	// One refresh at a time: a slow agent is not sent a pile of requests,
+	// and the age on screen tells the user it is slow.
+	if !m.refreshing {
+		m.refreshing = true
+		cmds = append(cmds, m.src.Refresh())
+	}
+	if m.flash != nil && !m.flash.err && now.Sub(m.flash.at) > successFor {
+		m.flash = nil
+	}
+	m.updateStale()
+	return m, tea.Batch(cmds...)
+}
+
+func (m Model) onSnapshot(s source.SnapshotMsg) Model {
+	m.refreshing = false
+	if s.At.After(m.ctx.Now) {
+		m.ctx.Now = s.At
+	}
+	m.statusErr = s.StatusErr
+	if s.StatusErr == nil {
+		m.status, m.hasStatus = s.Status, true
+		m.cluster.SetStatus(s.Status)
+	}
+	if s.NodesErr == nil {
+		m.nodes, m.nodesLoaded = s.Nodes, true
+		m.cluster.SetNodes(s.Nodes)
+		if m.inForm {
+			m.form.SetNodes(s.Nodes)
+		}
+	}
+	if s.DatabasesErr == nil {
+		m.dbsLoaded = true
+		m.dbs.SetDatabases(s.Databases)
+		m.cluster.SetDatabases(s.Databases)
+		if m.inDetail {
+			m.detail.SetDatabases(s.Databases)
+		}
+		if m.inForm {
+			m.form.SetDatabases(s.Databases)
+		}
+		if m.selectNext != "" {
+			for _, db := range s.Databases {
+				if db.Name == m.selectNext {
+					m.dbs.Select(db.Name)
+					m.selectNext = ""
+				}
+			}
+		}
+	}
+	m.lastErr = s.Err()
+	if m.lastErr == nil {
+		// The data is as old as the moment it was asked for.
+		m.ctx.DataAt = s.Started
+	} else {
+		m.ctx.Log.Debug("refresh failed", "err", m.lastErr)
+	}
+	m.updateStale()
+	return m
+}
+
+func (m *Model) updateStale() {
+	m.ctx.Stale = m.ctx.DataAt.IsZero() || m.lastErr != nil || m.ctx.Now.Sub(m.ctx.DataAt) > StaleAfter(m.ctx.Refresh)
+}
+
+// start sends an action to the agent and tracks it until it answers.
+func (m *Model) start(a source.Action, target string, req api.CreateDatabaseRequest) tea.Cmd {
+	m.pending = append(m.pending, op{action: a, target: target, since: m.ctx.Now})
+	m.ctx.Log.Info("action", "action", a.String(), "target", target)
+	switch a {
+	case source.Create:
+		return m.src.Create(req)
+	case source.Restart:
+		return m.src.Restart(target)
+	case source.Delete:
+		return m.src.Delete(target)
+	case source.Drain:
+		return m.src.Drain(target)
+	}
+	return nil
+}
+
+func (m Model) onAction(r source.ActionMsg) (Model, tea.Cmd) {
+	for i, p := range m.pending {
+		if p.action == r.Action && p.target == r.Target {
+			m.pending = append(m.pending[:i:i], m.pending[i+1:]...)
+			break
+		}
+	}
+	if r.Err != nil {
+		m.ctx.Log.Info("action failed", "action", r.Action.String(), "target", r.Target, "err", r.Err)
+	}
+	took := uictx.FormatAge(r.Took)
+	switch r.Action {
+	case source.Create:
+		formShown := m.inForm && m.form.Pending() && m.form.Name() == r.Target
+		switch {
+		case r.Err != nil && formShown:
+			// The form stays open with the agent's answer, to fix it.
+			m.form.SetResult(r.Err)
+		case r.Err != nil:
+			m.setFlash(true, fmt.Sprintf("create %s: %v", r.Target, r.Err))
+		default:
+			if formShown {
+				// Show the new database where the user will look for it;
+				// a create left in the background does not move the view.
+				m.inForm = false
+				m.tab, m.inDetail = TabDatabases, false
+			}
+			m.selectNext = r.Target
+			m.dbs.Select(r.Target)
+			m.setFlash(false, fmt.Sprintf("created %s on %s in %s: %s", r.Target, dblist.PrimaryNode(r.Database), took, r.Database.State))
+		}
+	case source.Restart:
+		if r.Err != nil {
+			m.setFlash(true, fmt.Sprintf("restart %s: %v", r.Target, r.Err))
+		} else {
+			m.setFlash(false, fmt.Sprintf("restarted %s in %s: %s", r.Target, took, r.Database.State))
+		}
+	case source.Delete:
+		if r.Err != nil {
+			m.setFlash(true, fmt.Sprintf("delete %s: %v", r.Target, r.Err))
+		} else {
+			if m.inDetail && m.detail.Name() == r.Target {
+				m.inDetail = false
+			}
+			m.setFlash(false, fmt.Sprintf("deleted %s", r.Target))
+		}
+	case source.Drain:
+		switch {
+		case r.Err != nil:
+			m.setFlash(true, fmt.Sprintf("drain %s: %v", r.Target, r.Err))
+		case len(r.Drain.Remaining) > 0:
+			m.setFlash(false, fmt.Sprintf("node %s is draining; still there (no replica to move to): %s", r.Target, strings.Join(r.Drain.Remaining, ", ")))
+		default:
+			m.setFlash(false, fmt.Sprintf("node %s is draining: no new databases go there", r.Target))
+		}
+	}
+	// Show the effect now rather than at the next tick.
+	if !m.refreshing {
+		m.refreshing = true
+		return m, m.src.Refresh()
+	}
+	return m, nil
+}
+
+func (m *Model) setFlash(isErr bool, text string) {
+	m.flash = &flash{text: text, err: isErr, at: m.ctx.Now}
+}
+
+func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
+	// Keys typed faster than bubbletea reads them arrive as one message
+	// ("2n" rather than "2" then "n"). Taken one by one they do what they
+	// would have done typed slowly: the "2" switches views, the "n" opens
+	// the form, and what follows goes into its first field.
+	if k.Type == tea.KeyRunes && len(k.Runes) > 1 && !k.Paste {
+		var cmds []tea.Cmd
+		for _, r := range k.Runes {
+			var cmd tea.Cmd
+			m, cmd = m.onKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: k.Alt})
+			cmds = append(cmds, cmd)
+		}
+		return m, tea.Batch(cmds...)
+	}
+	km := m.ctx.Keys
+	var cmd tea.Cmd
+	switch {
+	case key.Matches(k, km.ForceQuit):
+		return m, tea.Quit
+	case m.inConfirm:
+		m.confirm, cmd = m.confirm.Update(k)
+		return m, cmd
+	case m.inForm:
+		m.form, cmd = m.form.Update(k)
+		return m, cmd
+	case m.inHelp:
+		if key.Matches(k, km.Help, km.Back, km.Quit) {
+			m.inHelp = false
+		}
+		return m, nil
+	case m.tab == TabDatabases && !m.inDetail && m.dbs.Capturing():
+		m.dbs, cmd = m.dbs.Update(k)
+		return m, cmd
+	}
+
+	switch {
+	case key.Matches(k, km.Quit):
+		return m, tea.Quit
+	case key.Matches(k, km.Help):
+		m.inHelp = true
+		return m, nil
+	case key.Matches(k, km.Cluster):
+		m.tab = TabCluster
+		return m, nil
+	case key.Matches(k, km.Databases):
+		m.tab = TabDatabases
+		return m, nil
+	case key.Matches(k, km.Events):
+		m.tab = TabEvents
+		return m, nil
+	case key.Matches(k, km.NextTab):
+		m.tab = (m.tab + 1) % nTabs
+		return m, nil
+	case key.Matches(k, km.PrevTab):
+		m.tab = (m.tab + nTabs - 1) % nTabs
+		return m, nil
+	case key.Matches(k, km.New):
+		return m.openForm()
+	}
+
+	switch {
+	case m.tab == TabDatabases && m.inDetail:
+		db := m.detail.Database()
+		switch {
+		case key.Matches(k, km.Back):
+			m.inDetail = false
+			return m, nil
+		case key.Matches(k, km.Restart) && !m.detail.Gone():
+			m.askRestart(db)
+			return m, nil
+		case key.Matches(k, km.Delete) && !m.detail.Gone():
+			m.askDelete(db)
+			return m, nil
+		}
+		m.detail, cmd = m.detail.Update(k)
+		return m, cmd
+	case m.tab == TabDatabases:
+		db, ok := m.dbs.Selected()
+		switch {
+		case key.Matches(k, km.Open) && ok:
+			m.detail = dbdetail.New(m.ctx, db)
+			m.inDetail = true
+			return m, m.src.URL(db.Name)
+		case key.Matches(k, km.Restart) && ok:
+			m.askRestart(db)
+			return m, nil
+		case key.Matches(k, km.Delete) && ok:
+			m.askDelete(db)
+			return m, nil
+		case key.Matches(k, km.Back) && m.dbs.Filter() == "":
+			m.flash = nil
+			return m, nil
+		}
+		m.dbs, cmd = m.dbs.Update(k)
+		return m, cmd
+	case m.tab == TabCluster:
+		if n, ok := m.cluster.Selected(); ok && key.Matches(k, km.Drain) {
+			m.askDrain(n)
+			return m, nil
+		}
+		if key.Matches(k, km.Back) {
+			m.flash = nil
+			return m, nil
+		}
+		m.cluster, cmd = m.cluster.Update(k)
+		return m, cmd
+	}
+	if key.Matches(k, km.Back) {
+		m.flash = nil
+	}
+	return m, nil
+}
+
+func (m Model) openForm() (Model, tea.Cmd) {
+	m.form = createform.New(m.ctx)
+	m.form.SetVersions(m.versions, m.versionsErr)
+	m.form.SetNodes(m.nodes)
+	m.form.SetDatabases(m.dbs.Databases())
+	m.inForm = true
+	if m.versions == nil {
+		// The first read failed or has not answered: ask again.
+		return m, m.src.Versions()
+	}
+	return m, nil
+}
+
+func (m *Model) askRestart(db api.Database) {
+	body := fmt.Sprintf("Every instance of %s restarts; connected clients are dropped and reconnect.", db.Name)
+	if db.Flavor == "nordb" {
+		body += " It is a nordb (memory only) database: its data is LOST."
+	} else {
+		body += fmt.Sprintf(" Its data is kept (%s).", db.Flavor)
+	}
+	m.confirm = confirm.NewYesNo(m.ctx, "Restart "+db.Name+"?", body, op{action: source.Restart, target: db.Name})
+	m.inConfirm = true
+}
+
+func (m *Model) askDelete(db api.Database) {
+	body := fmt.Sprintf("This deletes %s: its units, its configuration and ALL ITS DATA (%s plan, %s used). It cannot be undone.",
+		db.Name, formatSize(db.MemoryBytes), formatSize(db.MemoryUsedBytes))
+	m.confirm = confirm.NewTyped(m.ctx, "Delete "+db.Name+"?", body, db.Name, op{action: source.Delete, target: db.Name})
+	m.inConfirm = true
+}
+
+func (m *Model) askDrain(n api.Node) {
+	body := fmt.Sprintf("No new database will be placed on %s. The %d instance(s) already there stay: without replicas they cannot move without losing their data.", n.Name, n.Databases)
+	if n.Draining {
+		body = fmt.Sprintf("%s is already draining. Drain again to list what is still there.", n.Name)
+	}
+	m.confirm = confirm.NewYesNo(m.ctx, "Drain node "+n.Name+"?", body, op{action: source.Drain, target: n.Name})
+	m.inConfirm = true
+}

@@ -1,0 +1,252 @@
+// Package source is the terminal UI's only way to the agent. Each call to
+// the API client is wrapped in a tea.Cmd, which bubbletea runs on its own
+// goroutine, so Update never blocks on the network; the answer comes back
+// as a message.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+)
+
+// API is the part of *api.Client the UI uses.
+type API interface {
+	ClusterStatus(ctx context.Context) (api.ClusterStatus, error)
+	Nodes(ctx context.Context) ([]api.Node, error)
+	ListDatabases(ctx context.Context) ([]api.Database, error)
+	DatabaseURL(ctx context.Context, name string) (api.URL, error)
+	Versions(ctx context.Context) ([]api.Version, error)
+	CreateDatabase(ctx context.Context, req api.CreateDatabaseRequest) (api.Database, error)
+	RestartDatabase(ctx context.Context, name string) (api.Database, error)
+	DeleteDatabase(ctx context.Context, name string) error
+	DrainNode(ctx context.Context, name string) (api.DrainResponse, error)
+}
+
+var _ API = (*api.Client)(nil)
+
+// ActionTimeout bounds a create, restart, delete or drain. The agent answers
+// a create or restart once redis-server runs, which takes seconds; the API
+// client gives up after two minutes, and this is a little longer so the
+// client's own, clearer error wins.
+const ActionTimeout = 2*time.Minute + 10*time.Second
+
+// Source makes the commands that call the API.
+type Source struct {
+	ctx     context.Context
+	api     API
+	timeout time.Duration
+	now     func() time.Time
+}
+
+// New returns a Source calling a. ctx ends every call in flight when the
+// UI quits; timeout bounds each refresh and read.
+func New(ctx context.Context, a API, timeout time.Duration) *Source {
+	return &Source{ctx: ctx, api: a, timeout: timeout, now: time.Now}
+}
+
+// SnapshotMsg is the answer to Refresh: what the three calls returned. A
+// call that failed leaves its value zero and sets its error.
+type SnapshotMsg struct {
+	// Started and At are when the refresh began and ended.
+	Started, At time.Time
+
+	Status    api.ClusterStatus
+	StatusErr error
+
+	Nodes    []api.Node
+	NodesErr error
+
+	Databases    []api.Database
+	DatabasesErr error
+}
+
+// Err returns the errors of the snapshot, each message once (an agent
+// that is down fails all three calls alike), or nil when all three calls
+// answered.
+func (m SnapshotMsg) Err() error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, err := range []error{m.StatusErr, m.NodesErr, m.DatabasesErr} {
+		if err != nil && !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Refresh fetches the cluster status, the nodes and the databases in
+// parallel, each bounded by the Source's timeout.
+func (s *Source) Refresh() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		defer cancel()
+		m := SnapshotMsg{Started: s.now()}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			m.Status, m.StatusErr = s.api.ClusterStatus(ctx)
+			m.StatusErr = s.explain(m.StatusErr)
+		})
+		wg.Go(func() {
+			m.Nodes, m.NodesErr = s.api.Nodes(ctx)
+			m.NodesErr = s.explain(m.NodesErr)
+		})
+		wg.Go(func() {
+			m.Databases, m.DatabasesErr = s.api.ListDatabases(ctx)
+			m.DatabasesErr = s.explain(m.DatabasesErr)
+		})
+		wg.Wait()
+		m.At = s.now()
+		return m
+	}
+}
+
+// explain says what a timeout means; other errors already name what failed.
+func (s *Source) explain(err error) error {
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && s.ctx.Err() == nil {
+		return fmt.Errorf("the agent did not answer within %s", s.timeout)
+	}
+	return err
+}
+
+// URLMsg is the answer to URL.
+type URLMsg struct {
+	Name string
+	URL  string
+	Err  error
+}
+
+// URL fetches a database's connection URL, password included.
+func (s *Source) URL(name string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		defer cancel()
+		u, err := s.api.DatabaseURL(ctx, name)
+		return URLMsg{Name: name, URL: u.URL, Err: s.explain(err)}
+	}
+}
+
+// VersionsMsg is the answer to Versions.
+type VersionsMsg struct {
+	Versions []api.Version
+	Err      error
+}
+
+// Versions fetches the version catalogue.
+func (s *Source) Versions() tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		defer cancel()
+		v, err := s.api.Versions(ctx)
+		return VersionsMsg{Versions: v, Err: s.explain(err)}
+	}
+}
+
+// Action is a change the UI asks the agent for.
+type Action int
+
+// The actions. Their order means nothing.
+const (
+	Create Action = iota + 1
+	Restart
+	Delete
+	Drain
+)
+
+// String returns the verb ("restart").
+func (a Action) String() string {
+	switch a {
+	case Create:
+		return "create"
+	case Restart:
+		return "restart"
+	case Delete:
+		return "delete"
+	case Drain:
+		return "drain"
+	}
+	return fmt.Sprintf("action %d", int(a))
+}
+
+// Ongoing returns the verb in the -ing form ("restarting").
+func (a Action) Ongoing() string {
+	switch a {
+	case Create:
+		return "creating"
+	case Restart:
+		return "restarting"
+	case Delete:
+		return "deleting"
+	case Drain:
+		return "draining"
+	}
+	return a.String()
+}
+
+// ActionMsg is the answer to an action.
+type ActionMsg struct {
+	Action Action
+	// Target is the database or node acted on.
+	Target string
+	Err    error
+	// Took is how long the agent took to answer.
+	Took time.Duration
+	// Database is the database after a create or restart.
+	Database api.Database
+	// Drain is what a drain left on the node.
+	Drain api.DrainResponse
+}
+
+// Create asks for a new database; the agent answers once it runs.
+func (s *Source) Create(req api.CreateDatabaseRequest) tea.Cmd {
+	return s.act(Create, req.Name, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.Database, err = s.api.CreateDatabase(ctx, req)
+		return err
+	})
+}
+
+// Restart restarts every instance of a database and waits for them.
+func (s *Source) Restart(name string) tea.Cmd {
+	return s.act(Restart, name, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.Database, err = s.api.RestartDatabase(ctx, name)
+		return err
+	})
+}
+
+// Delete deletes a database, its units and its data.
+func (s *Source) Delete(name string) tea.Cmd {
+	return s.act(Delete, name, func(ctx context.Context, _ *ActionMsg) error {
+		return s.api.DeleteDatabase(ctx, name)
+	})
+}
+
+// Drain stops new placements on a node.
+func (s *Source) Drain(node string) tea.Cmd {
+	return s.act(Drain, node, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.Drain, err = s.api.DrainNode(ctx, node)
+		return err
+	})
+}
+
+func (s *Source) act(a Action, target string, call func(context.Context, *ActionMsg) error) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(s.ctx, ActionTimeout)
+		defer cancel()
+		m := ActionMsg{Action: a, Target: target}
+		start := s.now()
+		err := call(ctx, &m)
+		m.Took = s.now().Sub(start)
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && s.ctx.Err() == nil {
+			err = fmt.Errorf("no answer from the agent within %s; the %s may still complete, watch the list", ActionTimeout, a)
+		}
+		m.Err = err
+		return m
+	}
+}

@@ -1,0 +1,58 @@
+package source_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/tui/source"
+)
+
+// slowAPI is a fake agent that never answers before its context ends.
+type slowAPI struct{ source.API }
+
+func (slowAPI) ClusterStatus(ctx context.Context) (api.ClusterStatus, error) {
+	<-ctx.Done()
+	return api.ClusterStatus{}, ctx.Err()
+}
+func (slowAPI) Nodes(ctx context.Context) ([]api.Node, error) { <-ctx.Done(); return nil, ctx.Err() }
+func (slowAPI) ListDatabases(ctx context.Context) ([]api.Database, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestRefreshIsBounded: an agent that hangs costs one timeout, and the
+// error says what happened in words.
+func TestRefreshIsBounded(t *testing.T) {
+	s := source.New(context.Background(), slowAPI{}, 50*time.Millisecond)
+	start := time.Now()
+	msg := s.Refresh()().(source.SnapshotMsg)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("refresh took %v", d)
+	}
+	err := msg.Err()
+	if err == nil || !strings.Contains(err.Error(), "the agent did not answer within 50ms") {
+		t.Fatalf("err = %v", err)
+	}
+	// The three calls failed alike: said once.
+	if strings.Count(err.Error(), "did not answer") != 1 {
+		t.Fatalf("repeated: %v", err)
+	}
+}
+
+func TestActionNames(t *testing.T) {
+	for a, want := range map[source.Action][2]string{
+		source.Create: {"create", "creating"}, source.Restart: {"restart", "restarting"},
+		source.Delete: {"delete", "deleting"}, source.Drain: {"drain", "draining"},
+	} {
+		if a.String() != want[0] || a.Ongoing() != want[1] {
+			t.Errorf("%d: %s %s", a, a.String(), a.Ongoing())
+		}
+	}
+	if e := (source.SnapshotMsg{NodesErr: errors.New("x")}).Err(); e == nil {
+		t.Fatal("nodes error lost")
+	}
+}
