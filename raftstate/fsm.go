@@ -41,6 +41,18 @@ func (f *FSM) State() *State {
 	return f.state.Clone()
 }
 
+// Node returns a copy of one node's record, without copying the whole state
+// (the API checks membership on every call between members).
+func (f *FSM) Node(name string) (Node, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n, ok := f.state.Nodes[name]
+	if !ok {
+		return Node{}, false
+	}
+	return *n, true
+}
+
 // Apply implements raft.FSM. It returns nil or an error value.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {

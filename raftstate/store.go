@@ -238,6 +238,9 @@ func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 // State returns a deep copy of the current state.
 func (s *Store) State() *State { return s.fsm.State() }
 
+// Node returns one node's record.
+func (s *Store) Node(name string) (Node, bool) { return s.fsm.Node(name) }
+
 // Changes receives a value after the state changes; it coalesces bursts.
 func (s *Store) Changes() <-chan struct{} { return s.changes }
 

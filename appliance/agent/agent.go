@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			if st == nil {
 				return false
 			}
-			_, ok := st.State().Nodes[node]
+			_, ok := st.Node(node)
 			return ok
 		},
 	}, log.With("subsystem", "api"))

@@ -253,7 +253,7 @@ func (m *Manager) Register(ctx context.Context) error {
 	if st == nil {
 		return ErrNotMember
 	}
-	n, ok := st.State().Nodes[m.cfg.NodeName]
+	n, ok := st.Node(m.cfg.NodeName)
 	if ok && n.APIAddr == m.cfg.ClusterAdvertise() && n.RaftAddr == m.cfg.RaftAdvertise() && n.Address == m.cfg.AdvertiseAddr {
 		return nil
 	}
@@ -300,7 +300,7 @@ func (m *Manager) LeaderClient() (*api.Client, string, error) {
 	if leader == "" {
 		return nil, "", fmt.Errorf("the cluster has no leader right now (quorum lost?); see redis-appliance cluster status: %w", raftstate.ErrNotLeader)
 	}
-	n, ok := st.State().Nodes[leader]
+	n, ok := st.Node(leader)
 	if !ok || n.APIAddr == "" {
 		return nil, leader, fmt.Errorf("leader %s has not registered its API address yet; retry: %w", leader, raftstate.ErrNotLeader)
 	}
@@ -395,7 +395,7 @@ func (m *Manager) AddVoter(ctx context.Context, node string) error {
 	if st == nil {
 		return ErrNotMember
 	}
-	n, ok := st.State().Nodes[node]
+	n, ok := st.Node(node)
 	if !ok {
 		return fmt.Errorf("node %s was not admitted (or was removed): %w", node, raftstate.ErrNotFound)
 	}
