@@ -313,12 +313,16 @@ func (s *Store) Leader() string {
 }
 
 // LastContact is how long ago this follower last heard from the leader
-// (zero on the leader itself).
+// (zero on the leader itself, -1 when it never has).
 func (s *Store) LastContact() time.Duration {
 	if s.IsLeader() {
 		return 0
 	}
-	return time.Since(s.raft.LastContact())
+	last := s.raft.LastContact()
+	if last.IsZero() {
+		return -1
+	}
+	return time.Since(last)
 }
 
 // AddVoter adds a node as a voter. Only the leader can.

@@ -147,6 +147,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	}
 	systemd.Ready()
 	go systemd.WatchdogLoop(ctx)
+	go serveDebug(ctx, log)
 
 	select {
 	case <-ctx.Done():

@@ -201,7 +201,7 @@ func (c *Controller) ClusterStatus(_ context.Context) (api.ClusterStatus, error)
 	out := api.ClusterStatus{
 		Node: s.Node, RaftState: s.State, Leader: s.Leader, Voters: s.Voters,
 		LastIndex: s.LastIndex, AppliedIndex: s.AppliedIndex, Bootstrapped: has,
-		LastContactSeconds: st.LastContact().Seconds(),
+		LastContactSeconds: max(-1, st.LastContact().Seconds()),
 	}
 	servers, err := st.Servers()
 	if err != nil {

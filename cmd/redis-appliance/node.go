@@ -182,7 +182,7 @@ func newClusterCmd(g *globals) *cobra.Command {
 			t.row("Voters:", s.Voters)
 			t.row("Index:", fmt.Sprintf("%d applied of %d", s.AppliedIndex, s.LastIndex))
 			if s.RaftState != "leader" && s.Bootstrapped {
-				t.row("Last contact:", fmt.Sprintf("%.1fs ago", s.LastContactSeconds))
+				t.row("Last contact:", contactAge(s.LastContactSeconds))
 			}
 			if err := t.flush(); err != nil {
 				return err
