@@ -66,6 +66,9 @@ type DBus struct {
 
 	changes chan string
 	wg      sync.WaitGroup
+
+	// facts caches MainPID and NRestarts between change signals.
+	facts unitFacts
 }
 
 var _ Supervisor = (*DBus)(nil)
@@ -554,50 +557,65 @@ func (d *DBus) Remove(ctx context.Context, name string) error {
 
 // State implements Supervisor.
 func (d *DBus) State(ctx context.Context, name string) (UnitState, error) {
-	// Four properties, not the hundreds GetUnitProperties returns: the
-	// agent asks for every instance's state every second, and systemd pays
-	// for each property it marshals.
-	var unit sddbus.UnitStatus
-	var pid, restarts any
-	gone := false
+	return stateOf(ctx, d, name)
+}
+
+// States implements Supervisor with one ListUnitsByNames call for all the
+// names. MainPID and NRestarts are asked for only when a unit is new to
+// us, its state moved, or systemd signalled a change to it since: the
+// agent observes every instance every few seconds, and both the agent and
+// systemd pay for each call.
+func (d *DBus) States(ctx context.Context, names []string) (map[string]UnitState, error) {
+	out := map[string]UnitState{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	gen := d.facts.generation()
 	err := d.do(ctx, func(ctx context.Context, c *sddbus.Conn) error {
-		units, err := c.ListUnitsByNamesContext(ctx, []string{name})
+		clear(out)
+		units, err := c.ListUnitsByNamesContext(ctx, names)
 		if err != nil {
 			return err
 		}
-		if len(units) == 0 || unitGone(units[0].LoadState, units[0].ActiveState) {
-			gone = true
-			return nil
+		for _, u := range units {
+			if unitGone(u.LoadState, u.ActiveState) {
+				continue
+			}
+			st := UnitState{Name: u.Name, ActiveState: u.ActiveState, SubState: u.SubState}
+			if f, ok := d.facts.get(st); ok {
+				st.MainPID, st.Restarts = f.MainPID, f.Restarts
+				out[u.Name] = st
+				continue
+			}
+			p, err := c.GetServicePropertyContext(ctx, u.Name, "MainPID")
+			if isNoSuchUnit(err) {
+				continue // gone between the two calls
+			}
+			if err != nil {
+				return err
+			}
+			n, err := c.GetServicePropertyContext(ctx, u.Name, "NRestarts")
+			if isNoSuchUnit(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if v, ok := p.Value.Value().(uint32); ok {
+				st.MainPID = int(v)
+			}
+			if v, ok := n.Value.Value().(uint32); ok {
+				st.Restarts = int(v)
+			}
+			d.facts.put(gen, st)
+			out[u.Name] = st
 		}
-		unit = units[0]
-		p, err := c.GetServicePropertyContext(ctx, name, "MainPID")
-		if err != nil {
-			return err
-		}
-		n, err := c.GetServicePropertyContext(ctx, name, "NRestarts")
-		if err != nil {
-			return err
-		}
-		pid, restarts = p.Value.Value(), n.Value.Value()
 		return nil
 	})
 	if err != nil {
-		if isNoSuchUnit(err) {
-			return UnitState{}, fmt.Errorf("state of %s: %w", name, ErrUnitNotFound)
-		}
-		return UnitState{}, fmt.Errorf("state of %s: %w", name, err)
+		return nil, fmt.Errorf("state of %s: %w", strings.Join(names, ", "), err)
 	}
-	if gone {
-		return UnitState{}, fmt.Errorf("state of %s: %w", name, ErrUnitNotFound)
-	}
-	st := UnitState{Name: name, ActiveState: unit.ActiveState, SubState: unit.SubState}
-	if v, ok := pid.(uint32); ok {
-		st.MainPID = int(v)
-	}
-	if v, ok := restarts.(uint32); ok {
-		st.Restarts = int(v)
-	}
-	return st, nil
+	return out, nil
 }
 
 // List implements Supervisor: unit files in the unit directory plus units
@@ -635,8 +653,10 @@ func (d *DBus) List(ctx context.Context) ([]string, error) {
 	return slices.Compact(names), nil
 }
 
-// emit queues a change without blocking; see changesBuffer.
+// emit forgets what is cached about the unit and queues the change
+// without blocking; see changesBuffer.
 func (d *DBus) emit(name string) {
+	d.facts.forget(name)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

@@ -500,6 +500,19 @@ func testDBusInsideSystemd(t *testing.T) {
 	if err := ping(addr, testPassword); err != nil {
 		t.Fatalf("PING after systemd restarted the instance: %v", err)
 	}
+	// One batched read: the same facts, and no entry for a unit that
+	// does not exist.
+	missing := UnitPrefix + "never-installed.service"
+	states, err := d.States(ctx, []string{name, missing})
+	if err != nil {
+		t.Fatalf("States: %v", err)
+	}
+	if got := states[name]; got.MainPID != st3.MainPID || got.Restarts != st3.Restarts || got.ActiveState != "active" {
+		t.Errorf("States[%s] = %+v, want the state State gave: %+v", name, got, st3)
+	}
+	if got, ok := states[missing]; ok {
+		t.Errorf("States reports a unit that was never installed: %+v", got)
+	}
 
 	// Stop.
 	if err := d.Stop(ctx, name); err != nil {

@@ -126,6 +126,8 @@ func (d *DBus) watch(w *unitWatch) {
 			}
 		}
 		d.log.Info("resubscribed to systemd unit changes")
+		// Signals may have been missed while unsubscribed.
+		d.facts.forgetAll()
 		d.announceAll()
 	}
 }

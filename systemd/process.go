@@ -393,6 +393,19 @@ func (p *Process) State(ctx context.Context, name string) (UnitState, error) {
 	return u.state, nil
 }
 
+// States implements Supervisor.
+func (p *Process) States(ctx context.Context, names []string) (map[string]UnitState, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]UnitState, len(names))
+	for _, n := range names {
+		if u, ok := p.units[n]; ok {
+			out[n] = u.state
+		}
+	}
+	return out, nil
+}
+
 // List implements Supervisor.
 func (p *Process) List(ctx context.Context) ([]string, error) {
 	p.mu.Lock()

@@ -62,6 +62,9 @@ type Supervisor interface {
 	Remove(ctx context.Context, name string) error
 	// State reports the unit's state; ErrUnitNotFound if it is not installed.
 	State(ctx context.Context, name string) (UnitState, error)
+	// States reports the state of each named unit that is installed, in one
+	// round trip; units that are not installed are absent from the map.
+	States(ctx context.Context, names []string) (map[string]UnitState, error)
 	// List returns the names of installed units that start with UnitPrefix.
 	List(ctx context.Context) ([]string, error)
 	// Changes delivers the names of units whose state changed.

@@ -112,9 +112,10 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 func observe(ctx context.Context, cfg *config.Config, st *raftstate.State, rec *reconcile.Reconciler) []health.InstanceReport {
 	var out []health.InstanceReport
 	wanted := map[string]bool{}
-	for _, pi := range st.InstancesOn(cfg.NodeName) {
+	placed := st.InstancesOn(cfg.NodeName)
+	for i, o := range rec.ObserveAll(ctx, placed) {
+		pi := placed[i]
 		wanted[pi.Instance.ID] = true
-		o := rec.Observe(ctx, pi.Database, pi.Instance)
 		out = append(out, health.InstanceReport{
 			ID: pi.Instance.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
 			MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,

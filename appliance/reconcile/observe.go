@@ -38,8 +38,31 @@ const probeTimeout = 700 * time.Millisecond
 
 // Observe reports the unit's state and, when it runs, what redis-server says.
 func (r *Reconciler) Observe(ctx context.Context, db *raftstate.Database, in raftstate.Instance) Observation {
-	var o Observation
 	us, err := r.sup.State(ctx, UnitName(in.ID))
+	return r.observe(ctx, db, in, us, err)
+}
+
+// ObserveAll observes each of the instances, asking the supervisor for all
+// their units at once.
+func (r *Reconciler) ObserveAll(ctx context.Context, placed []raftstate.PlacedInstance) []Observation {
+	names := make([]string, len(placed))
+	for i, pi := range placed {
+		names[i] = UnitName(pi.Instance.ID)
+	}
+	states, err := r.sup.States(ctx, names)
+	out := make([]Observation, len(placed))
+	for i, pi := range placed {
+		us, uerr := states[names[i]], err
+		if _, ok := states[names[i]]; !ok && err == nil {
+			uerr = systemd.ErrUnitNotFound
+		}
+		out[i] = r.observe(ctx, pi.Database, pi.Instance, us, uerr)
+	}
+	return out
+}
+
+func (r *Reconciler) observe(ctx context.Context, db *raftstate.Database, in raftstate.Instance, us systemd.UnitState, err error) Observation {
+	var o Observation
 	switch {
 	case errors.Is(err, systemd.ErrUnitNotFound):
 		o.State, o.ActiveState = "starting", "not-installed"
