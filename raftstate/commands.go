@@ -29,6 +29,15 @@ const (
 	CmdAddJoinToken CommandType = 7
 	// CmdConsumeJoinToken spends a join token for a joining node.
 	CmdConsumeJoinToken CommandType = 8
+	// CmdSetPrimary makes a replica of a database its primary (payload
+	// SetPrimary): a planned switchover or a failover.
+	CmdSetPrimary CommandType = 9
+	// CmdPromoteDatabase makes a linked or unlinked replica a standalone,
+	// writable database (payload PromoteDatabase).
+	CmdPromoteDatabase CommandType = 10
+	// CmdUnlinkDatabase stops a linked replica following its source and
+	// leaves it read-only (payload UnlinkDatabase).
+	CmdUnlinkDatabase CommandType = 11
 )
 
 func (t CommandType) String() string {
@@ -49,6 +58,12 @@ func (t CommandType) String() string {
 		return "add-join-token"
 	case CmdConsumeJoinToken:
 		return "consume-join-token"
+	case CmdSetPrimary:
+		return "set-primary"
+	case CmdPromoteDatabase:
+		return "promote-database"
+	case CmdUnlinkDatabase:
+		return "unlink-database"
 	}
 	return fmt.Sprintf("command-%d", uint8(t))
 }
@@ -111,6 +126,28 @@ type RestartDatabase struct {
 	Name string `json:"name"`
 	// At is when the restart was asked for, from the proposer.
 	At time.Time `json:"at"`
+}
+
+// SetPrimary is the payload of CmdSetPrimary. Epoch is the database's
+// epoch the decision was made at; Apply refuses it if the epoch moved since.
+type SetPrimary struct {
+	Name     string    `json:"name"`
+	Instance string    `json:"instance"`
+	Epoch    uint64    `json:"epoch"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// PromoteDatabase is the payload of CmdPromoteDatabase.
+type PromoteDatabase struct {
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
+}
+
+// UnlinkDatabase is the payload of CmdUnlinkDatabase.
+type UnlinkDatabase struct {
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
 }
 
 // Encode serialises a command for the Raft log: one byte of type, one byte

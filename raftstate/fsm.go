@@ -108,6 +108,18 @@ func (f *FSM) apply(t CommandType, body []byte, index uint64) error {
 		var p ConsumeJoinToken
 		mustDecode(t, body, index, &p)
 		return f.applyConsumeJoinToken(p)
+	case CmdSetPrimary:
+		var p SetPrimary
+		mustDecode(t, body, index, &p)
+		return f.applySetPrimary(p)
+	case CmdPromoteDatabase:
+		var p PromoteDatabase
+		mustDecode(t, body, index, &p)
+		return f.applyPromoteDatabase(p)
+	case CmdUnlinkDatabase:
+		var p UnlinkDatabase
+		mustDecode(t, body, index, &p)
+		return f.applyUnlinkDatabase(p)
 	}
 	panic(fmt.Sprintf("raftstate: log entry %d has unknown command type %d; upgrade this agent", index, t))
 }
@@ -135,20 +147,55 @@ func (f *FSM) applyRemoveNode(p RemoveNode) error {
 	if _, ok := f.state.Nodes[p.Name]; !ok {
 		return fmt.Errorf("node %q %w", p.Name, ErrNotFound)
 	}
-	var hosted []string
+	// onlyCopy: every instance is on the node; primaryHere: the primary is,
+	// and replicas elsewhere could take over.
+	var onlyCopy, primaryHere []string
 	for _, name := range f.state.DatabaseNames() {
-		for _, in := range f.state.Databases[name].Instances {
+		d := f.state.Databases[name]
+		here, primary := 0, false
+		for _, in := range d.Instances {
 			if in.Node == p.Name {
-				hosted = append(hosted, name)
-				break
+				here++
+				primary = primary || in.Role == RolePrimary
 			}
 		}
+		switch {
+		case here == 0:
+		case here == len(d.Instances):
+			onlyCopy = append(onlyCopy, name)
+		case primary:
+			primaryHere = append(primaryHere, name)
+		}
 	}
-	if len(hosted) > 0 && !p.Force {
-		return fmt.Errorf("node %s holds the only copy of %s: %w", p.Name, strings.Join(hosted, ", "), ErrConflict)
+	if len(onlyCopy) > 0 && !p.Force {
+		return fmt.Errorf("node %s holds the only copy of %s: %w", p.Name, strings.Join(onlyCopy, ", "), ErrConflict)
 	}
-	for _, name := range hosted {
+	if len(primaryHere) > 0 && !p.Force {
+		return fmt.Errorf("node %s holds the primary of %s; move it with redis-appliance db failover first: %w", p.Name, strings.Join(primaryHere, ", "), ErrConflict)
+	}
+	for _, name := range onlyCopy {
 		delete(f.state.Databases, name)
+		// Whatever followed a deleted database keeps its data, read-only.
+		for _, l := range f.state.LinkedReplicas(name) {
+			f.state.Databases[l].Follows, f.state.Databases[l].ReadOnly = nil, true
+		}
+	}
+	for _, d := range f.state.Databases {
+		kept := d.Instances[:0]
+		lostPrimary := false
+		for _, in := range d.Instances {
+			if in.Node == p.Name {
+				lostPrimary = lostPrimary || in.Role == RolePrimary
+				continue
+			}
+			kept = append(kept, in)
+		}
+		d.Instances = kept
+		if lostPrimary {
+			// Forced: the first replica takes over without knowing offsets.
+			d.Instances[0].Role = RolePrimary
+			d.Epoch++
+		}
 	}
 	delete(f.state.Nodes, p.Name)
 	return nil
@@ -230,15 +277,54 @@ func (f *FSM) applyCreateDatabase(p CreateDatabase) error {
 	if primaries != 1 {
 		return fmt.Errorf("database %q has %d primaries, want 1: %w", d.Name, primaries, ErrInvalid)
 	}
+	if err := f.checkFollow(d); err != nil {
+		return err
+	}
+	if d.Epoch == 0 {
+		d.Epoch = 1
+	}
 	stored := d
 	stored.Instances = append([]Instance(nil), d.Instances...)
 	f.state.Databases[d.Name] = &stored
 	return nil
 }
 
+// checkFollow refuses a linked replica whose source is missing, is itself
+// a replica, or is the database itself. Because a source must follow
+// nothing, no chain and so no loop can form.
+func (f *FSM) checkFollow(d Database) error {
+	fl := d.Follows
+	if fl == nil {
+		return nil
+	}
+	if fl.Database == "" {
+		if fl.Host == "" || fl.Port < 1 || fl.Port > 65535 {
+			return fmt.Errorf("database %q follows an external Redis without a host and port: %w", d.Name, ErrInvalid)
+		}
+		return nil
+	}
+	src, ok := f.state.Databases[fl.Database]
+	switch {
+	case fl.Database == d.Name:
+		return fmt.Errorf("database %q cannot follow itself: %w", d.Name, ErrInvalid)
+	case !ok:
+		return fmt.Errorf("source database %q %w", fl.Database, ErrNotFound)
+	case src.Follows != nil:
+		return fmt.Errorf("source %s is itself a replica of %s; replicate from %s, or promote %s first: %w",
+			src.Name, src.Follows.Describe(), src.Follows.Describe(), src.Name, ErrConflict)
+	case src.ReadOnly:
+		return fmt.Errorf("source %s is read-only (unlinked); promote it first: %w", src.Name, ErrConflict)
+	}
+	return nil
+}
+
 func (f *FSM) applyDeleteDatabase(p DeleteDatabase) error {
 	if _, ok := f.state.Databases[p.Name]; !ok {
 		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
+	}
+	if linked := f.state.LinkedReplicas(p.Name); len(linked) > 0 {
+		return fmt.Errorf("database %s has linked replicas: %s; unlink, promote or delete them first: %w",
+			p.Name, strings.Join(linked, ", "), ErrConflict)
 	}
 	delete(f.state.Databases, p.Name)
 	return nil
@@ -250,6 +336,60 @@ func (f *FSM) applyRestartDatabase(p RestartDatabase) error {
 		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
 	}
 	d.RestartGeneration++
+	return nil
+}
+
+func (f *FSM) applySetPrimary(p SetPrimary) error {
+	d, ok := f.state.Databases[p.Name]
+	if !ok {
+		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
+	}
+	if p.Epoch != d.Epoch {
+		return fmt.Errorf("database %s is at epoch %d, the change was decided at %d; look again and retry: %w", d.Name, d.Epoch, p.Epoch, ErrConflict)
+	}
+	target, ok := d.Instance(p.Instance)
+	if !ok {
+		return fmt.Errorf("instance %q of database %s %w", p.Instance, d.Name, ErrNotFound)
+	}
+	if target.Role == RolePrimary {
+		return fmt.Errorf("instance %s is already the primary of %s: %w", p.Instance, d.Name, ErrConflict)
+	}
+	for i := range d.Instances {
+		if d.Instances[i].ID == p.Instance {
+			d.Instances[i].Role = RolePrimary
+		} else {
+			d.Instances[i].Role = RoleReplica
+		}
+	}
+	d.Epoch++
+	return nil
+}
+
+func (f *FSM) applyPromoteDatabase(p PromoteDatabase) error {
+	d, ok := f.state.Databases[p.Name]
+	if !ok {
+		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
+	}
+	if d.Follows == nil && !d.ReadOnly {
+		return fmt.Errorf("database %s is already a writable primary; only a linked or unlinked replica can be promoted: %w", d.Name, ErrConflict)
+	}
+	if d.Follows != nil {
+		d.PromotedFrom = d.Follows.Describe()
+	}
+	d.Follows, d.ReadOnly, d.PromotedAt = nil, false, p.At
+	d.Epoch++
+	return nil
+}
+
+func (f *FSM) applyUnlinkDatabase(p UnlinkDatabase) error {
+	d, ok := f.state.Databases[p.Name]
+	if !ok {
+		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
+	}
+	if d.Follows == nil {
+		return fmt.Errorf("database %s follows nothing; unlink applies to a linked replica: %w", d.Name, ErrConflict)
+	}
+	d.Follows, d.ReadOnly = nil, true
 	return nil
 }
 

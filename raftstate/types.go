@@ -5,7 +5,9 @@
 package raftstate
 
 import (
+	"net"
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -61,6 +63,59 @@ type Database struct {
 	// an instance whose applied generation is lower.
 	RestartGeneration uint64     `json:"restart_generation"`
 	Instances         []Instance `json:"instances"`
+	// Epoch counts the changes of primary: 1 at creation, bumped by every
+	// switchover, failover and promotion. Commands that change the primary
+	// carry the epoch they were decided at, so a decision made on a stale
+	// view is refused instead of applied twice.
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Follows makes the database a linked replica: its primary replicates
+	// another database of the cluster, or an external Redis.
+	Follows *Follow `json:"follows,omitempty"`
+	// ReadOnly is set by unlink: the database keeps its data, follows
+	// nothing and refuses writes until it is promoted.
+	ReadOnly bool `json:"read_only,omitempty"`
+	// PromotedAt and PromotedFrom record the last promotion of a linked
+	// replica: when, and what it followed.
+	PromotedAt   time.Time `json:"promoted_at,omitempty"`
+	PromotedFrom string    `json:"promoted_from,omitempty"`
+}
+
+// Follow is what a linked replica replicates: a database of this cluster
+// by name, or an external Redis by address and sealed password.
+type Follow struct {
+	Database string `json:"database,omitempty"`
+	Host     string `json:"host,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	Password Sealed `json:"password,omitempty"`
+}
+
+// Describe names the source for people: the database name, or host:port.
+func (f *Follow) Describe() string {
+	if f.Database != "" {
+		return f.Database
+	}
+	return net.JoinHostPort(f.Host, strconv.Itoa(f.Port))
+}
+
+// Instance returns the database's instance with the given ID.
+func (d *Database) Instance(id string) (Instance, bool) {
+	for _, in := range d.Instances {
+		if in.ID == id {
+			return in, true
+		}
+	}
+	return Instance{}, false
+}
+
+// LinkedReplicas returns the names of the databases that follow name.
+func (s *State) LinkedReplicas(name string) []string {
+	var out []string
+	for _, n := range s.DatabaseNames() {
+		if f := s.Databases[n].Follows; f != nil && f.Database == name {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Primary returns the database's primary instance, if it has one.
@@ -133,6 +188,11 @@ func (s *State) Clone() *State {
 		dd := *d
 		dd.Password = append(Sealed(nil), d.Password...)
 		dd.Instances = append([]Instance(nil), d.Instances...)
+		if d.Follows != nil {
+			f := *d.Follows
+			f.Password = append(Sealed(nil), d.Follows.Password...)
+			dd.Follows = &f
+		}
 		c.Databases[k] = &dd
 	}
 	for k, n := range s.Nodes {
