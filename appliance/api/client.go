@@ -95,6 +95,24 @@ func (c *Client) RestartDatabase(ctx context.Context, name string) (Database, er
 	return db, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/restart", nil, &db)
 }
 
+// FailoverDatabase makes a replica the primary in a planned switchover.
+func (c *Client) FailoverDatabase(ctx context.Context, name string, req FailoverRequest) (FailoverResult, error) {
+	var res FailoverResult
+	return res, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/failover", req, &res)
+}
+
+// PromoteDatabase makes a linked or unlinked replica a writable primary.
+func (c *Client) PromoteDatabase(ctx context.Context, name string) (Database, error) {
+	var db Database
+	return db, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/promote", nil, &db)
+}
+
+// UnlinkDatabase stops a linked replica following its source.
+func (c *Client) UnlinkDatabase(ctx context.Context, name string) (Database, error) {
+	var db Database
+	return db, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/unlink", nil, &db)
+}
+
 // DeleteDatabase deletes a database, its units and its data.
 func (c *Client) DeleteDatabase(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/databases/"+url.PathEscape(name), nil, nil)

@@ -31,6 +31,9 @@ type Backend interface {
 	DatabaseURL(ctx context.Context, name string) (URL, error)
 	RestartDatabase(ctx context.Context, name string) (Database, error)
 	DeleteDatabase(ctx context.Context, name string) error
+	FailoverDatabase(ctx context.Context, name string, req FailoverRequest) (FailoverResult, error)
+	PromoteDatabase(ctx context.Context, name string) (Database, error)
+	UnlinkDatabase(ctx context.Context, name string) (Database, error)
 	Versions(ctx context.Context) ([]Version, error)
 	Node(ctx context.Context) (Node, error)
 	ClusterInit(ctx context.Context) (ClusterStatus, error)
@@ -76,6 +79,9 @@ func NewServer(b Backend, auth Authorizer, log *slog.Logger) *Server {
 	mux.HandleFunc("DELETE /v1/databases/{name}", s.deleteDatabase)
 	mux.HandleFunc("GET /v1/databases/{name}/url", s.databaseURL)
 	mux.HandleFunc("POST /v1/databases/{name}/restart", s.restartDatabase)
+	mux.HandleFunc("POST /v1/databases/{name}/failover", s.failoverDatabase)
+	mux.HandleFunc("POST /v1/databases/{name}/promote", s.promoteDatabase)
+	mux.HandleFunc("POST /v1/databases/{name}/unlink", s.unlinkDatabase)
 	mux.HandleFunc("GET /v1/versions", s.versions)
 	mux.HandleFunc("GET /v1/node", s.node)
 	mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
@@ -190,10 +196,7 @@ func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 	var req CreateDatabaseRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		s.reply(w, r, nil, &Error{Status: http.StatusBadRequest, Message: "invalid request body: " + err.Error()})
+	if !s.decode(w, r, &req) {
 		return
 	}
 	db, err := s.backend.CreateDatabase(r.Context(), req)
@@ -201,6 +204,18 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 	}
 	s.reply(w, r, db, err)
+}
+
+// decode reads a JSON request body into v, refusing unknown fields; it
+// replies and returns false when the body is bad.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		s.reply(w, r, nil, &Error{Status: http.StatusBadRequest, Message: "invalid request body: " + err.Error()})
+		return false
+	}
+	return true
 }
 
 func (s *Server) getDatabase(w http.ResponseWriter, r *http.Request) {
@@ -220,6 +235,25 @@ func (s *Server) databaseURL(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) restartDatabase(w http.ResponseWriter, r *http.Request) {
 	db, err := s.backend.RestartDatabase(r.Context(), r.PathValue("name"))
+	s.reply(w, r, db, err)
+}
+
+func (s *Server) failoverDatabase(w http.ResponseWriter, r *http.Request) {
+	var req FailoverRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	res, err := s.backend.FailoverDatabase(r.Context(), r.PathValue("name"), req)
+	s.reply(w, r, res, err)
+}
+
+func (s *Server) promoteDatabase(w http.ResponseWriter, r *http.Request) {
+	db, err := s.backend.PromoteDatabase(r.Context(), r.PathValue("name"))
+	s.reply(w, r, db, err)
+}
+
+func (s *Server) unlinkDatabase(w http.ResponseWriter, r *http.Request) {
+	db, err := s.backend.UnlinkDatabase(r.Context(), r.PathValue("name"))
 	s.reply(w, r, db, err)
 }
 

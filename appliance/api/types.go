@@ -19,8 +19,35 @@ type CreateDatabaseRequest struct {
 	Flavor string `json:"flavor,omitempty"`
 	// Memory is the plan, e.g. "256mb" or "2gb".
 	Memory string `json:"memory"`
-	// Node pins the database to a node; empty lets the leader place it.
+	// Node pins the database (its primary) to a node; empty lets the
+	// leader place it.
 	Node string `json:"node,omitempty"`
+	// Replicas is how many replicas to place, each on another node.
+	Replicas int `json:"replicas,omitempty"`
+	// Follows makes the new database a linked replica of this database
+	// of the cluster; version, flavor and memory default to the source's.
+	Follows string `json:"follows,omitempty"`
+	// FromURL makes it a linked replica of an external Redis,
+	// redis://[user]:PASSWORD@HOST:PORT. It holds a secret: never logged.
+	FromURL string `json:"from_url,omitempty"`
+}
+
+// FailoverRequest asks for a planned switchover.
+type FailoverRequest struct {
+	// To names the node whose replica becomes the primary; empty picks
+	// the most up-to-date replica.
+	To string `json:"to,omitempty"`
+}
+
+// FailoverResult is the database after a switchover, with how long writes
+// were paused on the old primary.
+type FailoverResult struct {
+	Database Database `json:"database"`
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	// WritePauseMs runs from CLIENT PAUSE on the old primary to its
+	// demotion and CLIENT UNPAUSE.
+	WritePauseMs float64 `json:"write_pause_ms"`
 }
 
 // JoinCompleteRequest names the node to make a voter. The member that first
@@ -51,6 +78,17 @@ type Database struct {
 	State           string     `json:"state"`
 	MemoryUsedBytes int64      `json:"memory_used_bytes"`
 	Instances       []Instance `json:"instances"`
+	// Epoch counts primary changes (switchovers, failovers, promotions).
+	Epoch uint64 `json:"epoch"`
+	// Follows names what a linked replica follows: a database of the
+	// cluster, or host:port of an external Redis.
+	Follows string `json:"follows,omitempty"`
+	// ReadOnly: unlinked, refusing writes until promoted.
+	ReadOnly bool `json:"read_only,omitempty"`
+	// LinkedReplicas are the databases that follow this one.
+	LinkedReplicas []string   `json:"linked_replicas,omitempty"`
+	PromotedAt     *time.Time `json:"promoted_at,omitempty"`
+	PromotedFrom   string     `json:"promoted_from,omitempty"`
 }
 
 // Instance is one redis-server of a database.
@@ -69,6 +107,25 @@ type Instance struct {
 	ServerVersion string `json:"server_version,omitempty"`
 	// Error says why the instance is not running, when known.
 	Error string `json:"error,omitempty"`
+	// Offset is the instance's replication offset (master_repl_offset).
+	Offset int64 `json:"offset"`
+	// Replication is set for an instance that replicates something.
+	Replication *Replication `json:"replication,omitempty"`
+}
+
+// Replication is how an instance's replication link looks.
+type Replication struct {
+	// Primary is the host:port it follows.
+	Primary string `json:"primary"`
+	// LinkStatus is up or down (master_link_status).
+	LinkStatus     string `json:"link_status"`
+	SyncInProgress bool   `json:"sync_in_progress"`
+	// LagBytes is the primary's offset minus this instance's, as last
+	// observed; -1 when the primary's offset is unknown (external).
+	LagBytes int64 `json:"lag_bytes"`
+	// LastIOSeconds is the seconds since the last interaction with the
+	// primary; -1 when the link is down.
+	LastIOSeconds int `json:"last_io_seconds"`
 }
 
 // URL is a database's connection URL, with its password.

@@ -194,6 +194,11 @@ func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseR
 	if !raftstate.NameRE.MatchString(req.Name) {
 		return api.Database{}, badRequest("invalid database name %q: use 1 to 40 lowercase letters, digits and hyphens, starting with a letter", req.Name)
 	}
+	// Before the defaults below: a linked replica takes its source's.
+	follows, err := c.linkedSource(ctx, c.store().State(), &req)
+	if err != nil {
+		return api.Database{}, err
+	}
 	flavor := raftstate.Flavor(req.Flavor)
 	if flavor == "" {
 		flavor = raftstate.FlavorAOF
@@ -217,9 +222,9 @@ func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseR
 	defer c.placeMu.Unlock()
 	st := c.store().State()
 	if _, ok := st.Databases[req.Name]; ok {
-		return api.Database{}, &api.Error{Status: http.StatusConflict, Message: fmt.Sprintf("database %q already exists; pick another name or delete it first", req.Name)}
+		return api.Database{}, &api.Error{Status: http.StatusConflict, Message: loopMessage(st, req.Name, req.Follows)}
 	}
-	node, port, err := c.place(st, req.Node, flavor, mem)
+	instances, err := c.placeAll(st, req.Name, req.Node, req.Replicas, flavor, mem)
 	if err != nil {
 		return api.Database{}, err
 	}
@@ -233,14 +238,25 @@ func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseR
 	}
 	db := raftstate.Database{
 		Name: req.Name, Version: inst.Version, Flavor: flavor, MemoryBytes: mem,
-		Password: sealed, CreatedAt: c.Now().UTC(),
-		Instances: []raftstate.Instance{{ID: req.Name + "-0", Node: node, Port: port, Role: raftstate.RolePrimary}},
+		Password: sealed, CreatedAt: c.Now().UTC(), Instances: instances, Follows: follows,
 	}
 	if err := c.store().Apply(ctx, raftstate.CmdCreateDatabase, raftstate.CreateDatabase{Database: db}); err != nil {
 		return api.Database{}, err
 	}
-	c.log.Info("database created", "database", db.Name, "version", db.Version, "flavor", db.Flavor, "memory", db.MemoryBytes, "node", node, "port", port)
-	return c.waitFor(ctx, db.Name, func(v api.Database) bool { return v.State == api.StateRunning })
+	node, port := instances[0].Node, instances[0].Port
+	from := ""
+	if follows != nil {
+		from = follows.Describe()
+	}
+	c.log.Info("database created", "database", db.Name, "version", db.Version, "flavor", db.Flavor, "memory", db.MemoryBytes, "node", node, "port", port, "replicas", len(instances)-1, "follows", from)
+	return c.waitFor(ctx, db.Name, func(v api.Database) bool {
+		for _, in := range v.Instances {
+			if in.State != api.StateRunning {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // nodeFacts are what placement knows of a node: its hardware and port range,
@@ -268,7 +284,7 @@ func (c *Controller) facts(node string) (nodeFacts, error) {
 
 // place picks the node with the most free memory that fits (or checks the
 // pinned one) and a free port on it.
-func (c *Controller) place(st *raftstate.State, pin string, flavor raftstate.Flavor, mem int64) (string, int, error) {
+func (c *Controller) place(st *raftstate.State, pin string, exclude map[string]bool, flavor raftstate.Flavor, mem int64) (string, int, error) {
 	candidates := st.NodeNames()
 	if pin != "" {
 		n, ok := st.Nodes[pin]
@@ -285,7 +301,7 @@ func (c *Controller) place(st *raftstate.State, pin string, flavor raftstate.Fla
 	var bestFacts nodeFacts
 	var firstErr error
 	for _, name := range candidates {
-		if st.Nodes[name].Draining {
+		if st.Nodes[name].Draining || exclude[name] {
 			continue
 		}
 		f, err := c.facts(name)
@@ -423,7 +439,7 @@ func (c *Controller) observe(ctx context.Context, db *raftstate.Database, in raf
 		return health.InstanceReport{
 			ID: in.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
 			MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,
-			AppliedGeneration: rec.AppliedGeneration(in.ID),
+			AppliedGeneration: rec.AppliedGeneration(in.ID), ReplOffset: o.ReplOffset, Link: o.Link,
 		}
 	}
 	r, age, ok := c.live.Instance(in.Node, in.ID)
@@ -442,13 +458,35 @@ func (c *Controller) view(ctx context.Context, st *raftstate.State, db *raftstat
 	v := api.Database{
 		Name: db.Name, Version: db.Version, Flavor: string(db.Flavor),
 		MemoryBytes: db.MemoryBytes, CreatedAt: db.CreatedAt, State: api.StateUnknown,
+		Epoch: db.Epoch, ReadOnly: db.ReadOnly, LinkedReplicas: st.LinkedReplicas(db.Name), PromotedFrom: db.PromotedFrom,
 	}
-	for _, in := range db.Instances {
-		o := c.observe(ctx, db, in)
+	if db.Follows != nil {
+		v.Follows = db.Follows.Describe()
+	}
+	if !db.PromotedAt.IsZero() {
+		at := db.PromotedAt
+		v.PromotedAt = &at
+	}
+	obs := make([]health.InstanceReport, len(db.Instances))
+	offsets := map[string]int64{}
+	for i, in := range db.Instances {
+		obs[i] = c.observe(ctx, db, in)
+		offsets[in.ID] = obs[i].ReplOffset
+	}
+	if f := db.Follows; f != nil && f.Database != "" {
+		if src, ok := st.Databases[f.Database]; ok {
+			if p, ok := src.Primary(); ok {
+				offsets[p.ID] = c.observe(ctx, src, p).ReplOffset
+			}
+		}
+	}
+	for i, in := range db.Instances {
+		o := obs[i]
 		iv := api.Instance{
 			ID: in.ID, Node: in.Node, Host: c.host(st, in.Node), Port: in.Port, Role: string(in.Role),
 			Unit: reconcile.UnitName(in.ID), State: o.State, PID: o.PID, Restarts: o.Restarts, Error: o.Error,
-			MemoryUsedBytes: o.MemoryUsed, ServerVersion: o.ServerVersion,
+			MemoryUsedBytes: o.MemoryUsed, ServerVersion: o.ServerVersion, Offset: o.ReplOffset,
+			Replication: replicationView(st, db, in, offsets, o),
 		}
 		if in.Role == raftstate.RolePrimary {
 			v.Port, v.Unit, v.State, v.MemoryUsedBytes = iv.Port, iv.Unit, iv.State, iv.MemoryUsedBytes

@@ -44,6 +44,18 @@ type InstanceReport struct {
 	ReplOffset        int64  `json:"repl_offset"`
 	Error             string `json:"error,omitempty"`
 	AppliedGeneration uint64 `json:"applied_generation"`
+	// Link is set when the instance replicates something.
+	Link *Link `json:"link,omitempty"`
+}
+
+// Link is a replica's view of its replication link, from INFO replication.
+type Link struct {
+	MasterHost     string `json:"master_host"`
+	MasterPort     int    `json:"master_port"`
+	Up             bool   `json:"up"`
+	SyncInProgress bool   `json:"sync_in_progress,omitempty"`
+	// LastIOSeconds is master_last_io_seconds_ago; -1 while the link is down.
+	LastIOSeconds int `json:"last_io_seconds"`
 }
 
 // Entry is a heartbeat with when it arrived.

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/secrets"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/systemd"
@@ -31,6 +31,8 @@ type Observation struct {
 	ReplOffset int64
 	// Error says why the instance is not running, when known.
 	Error string
+	// Link is set when the instance replicates something.
+	Link *health.Link
 }
 
 // probeTimeout bounds one INFO call: observation must never hang the API.
@@ -101,6 +103,15 @@ func (r *Reconciler) observe(ctx context.Context, db *raftstate.Database, in raf
 	o.ServerVersion = info["redis_version"]
 	o.Role = info["role"]
 	o.ReplOffset, _ = strconv.ParseInt(info["master_repl_offset"], 10, 64)
+	if o.Role == "slave" {
+		l := &health.Link{MasterHost: info["master_host"], Up: info["master_link_status"] == "up",
+			SyncInProgress: info["master_sync_in_progress"] == "1", LastIOSeconds: -1}
+		l.MasterPort, _ = strconv.Atoi(info["master_port"])
+		if l.Up {
+			l.LastIOSeconds, _ = strconv.Atoi(info["master_last_io_seconds_ago"])
+		}
+		o.Link = l
+	}
 	if info["loading"] == "1" {
 		o.State = "starting"
 	}
@@ -136,7 +147,7 @@ func (p *prober) client(keys *secrets.Keyring, db *raftstate.Database, in raftst
 	c := redis.NewClient(&redis.Options{
 		Addr: addr, Password: string(pw),
 		DialTimeout: probeTimeout, ReadTimeout: probeTimeout, WriteTimeout: probeTimeout,
-		PoolSize: 1, MaxRetries: -1,
+		PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
 		// Identify the agent's own connection in CLIENT LIST.
 		ClientName: "redis-appliance-agent",
 		// INFO is all we need; the handshake must not fail on HELLO quirks.
@@ -160,13 +171,7 @@ func (p *prober) info(ctx context.Context, keys *secrets.Keyring, db *raftstate.
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]string{}
-	for _, line := range strings.Split(raw, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			m[k] = v
-		}
-	}
-	return m, nil
+	return parseInfo(raw), nil
 }
 
 func (p *prober) forget(id string) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,7 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	failures map[string]failure // instance ID → last start failure
+	epochs   map[string]uint64  // instance ID → database epoch last ensured
 	done     chan struct{}      // closed and replaced after every pass
 	probes   *prober
 }
@@ -83,6 +85,7 @@ func New(cfg Config, src Source, sup systemd.Supervisor, keys *secrets.Keyring, 
 		cfg: cfg, src: src, sup: sup, keys: keys, log: log,
 		trigger:  make(chan struct{}, 1),
 		failures: map[string]failure{},
+		epochs:   map[string]uint64{},
 		done:     make(chan struct{}),
 		probes:   newProber(cfg.Bind),
 	}
@@ -157,9 +160,24 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 	st := r.src.State()
 	want := map[string]bool{}
 	var errs []error
-	for _, pi := range st.InstancesOn(r.cfg.Node) {
+	placed := st.InstancesOn(r.cfg.Node)
+	// Instances whose database changed primary (or link) go first: a
+	// switchover keeps writes paused until they have their new roles.
+	r.mu.Lock()
+	slices.SortStableFunc(placed, func(a, b raftstate.PlacedInstance) int {
+		ca, cb := r.epochs[a.Instance.ID] != a.Database.Epoch, r.epochs[b.Instance.ID] != b.Database.Epoch
+		switch {
+		case ca && !cb:
+			return -1
+		case cb && !ca:
+			return 1
+		}
+		return 0
+	})
+	r.mu.Unlock()
+	for _, pi := range placed {
 		want[pi.Instance.ID] = true
-		if err := r.ensure(ctx, pi.Database, pi.Instance); err != nil {
+		if err := r.ensure(ctx, st, pi.Database, pi.Instance); err != nil {
 			errs = append(errs, fmt.Errorf("instance %s: %w", pi.Instance.ID, err))
 		}
 	}
@@ -170,7 +188,7 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 }
 
 // ensure makes one instance's config, unit and process match the state.
-func (r *Reconciler) ensure(ctx context.Context, db *raftstate.Database, in raftstate.Instance) error {
+func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance) error {
 	dir := r.Dir(in.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance directory: %w", err)
@@ -182,17 +200,27 @@ func (r *Reconciler) ensure(ctx context.Context, db *raftstate.Database, in raft
 	if err != nil {
 		return err
 	}
+	rep, err := r.replicationOf(st, db, in)
+	if err != nil {
+		return err
+	}
 	conf, err := redisconf.Render(redisconf.Params{
 		Port: in.Port, Bind: r.cfg.Bind, Password: string(pw),
 		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
+		ReplicaOf: rep.ReplicaOf, MasterAuth: rep.MasterAuth, ReadOnly: rep.ReadOnly,
 	})
 	if err != nil {
 		return fmt.Errorf("render redis.conf: %w", err)
 	}
-	confChanged, err := redisconf.WriteFile(filepath.Join(dir, "redis.conf"), conf, r.cfg.UID, r.cfg.GID)
+	confPath := filepath.Join(dir, "redis.conf")
+	oldConf, _ := os.ReadFile(confPath)
+	wrote, err := redisconf.WriteFile(confPath, conf, r.cfg.UID, r.cfg.GID)
 	if err != nil {
 		return fmt.Errorf("write redis.conf: %w", err)
 	}
+	// A change of role or read-only mode is applied to the running
+	// instance below; only other changes need a restart.
+	confChanged := wrote && redisconf.NeedsRestart(oldConf, conf)
 	bin, err := r.cfg.Binary(db.Version)
 	if err != nil {
 		return err
@@ -200,7 +228,9 @@ func (r *Reconciler) ensure(ctx context.Context, db *raftstate.Database, in raft
 	name := UnitName(in.ID)
 	unitChanged, err := r.sup.Install(ctx, systemd.UnitSpec{
 		Name:        name,
-		Description: fmt.Sprintf("Redis %s database %s (instance %s, %s)", db.Version, db.Name, in.ID, in.Role),
+		// No role here: a switchover must not change the unit, or the
+		// instance would restart.
+		Description: fmt.Sprintf("Redis %s database %s (instance %s)", db.Version, db.Name, in.ID),
 		ExecStart:   []string{bin, filepath.Join(dir, "redis.conf")},
 		User:        r.cfg.User, Group: r.cfg.Group, Dir: dir,
 	})
@@ -225,7 +255,11 @@ func (r *Reconciler) ensure(ctx context.Context, db *raftstate.Database, in raft
 		if err := r.sup.Restart(ctx, name); err != nil {
 			return r.failed(in.ID, fmt.Errorf("restart: %w", err))
 		}
-	case us.ActiveState == "active" || us.ActiveState == "activating":
+	case us.ActiveState == "active":
+		if err := r.applyRole(ctx, db, in, rep); err != nil {
+			return err
+		}
+	case us.ActiveState == "activating":
 	default:
 		if f, ok := r.failure(in.ID); ok && time.Since(f.at) < retryAfter && !confChanged && !unitChanged {
 			return f.err
@@ -236,6 +270,9 @@ func (r *Reconciler) ensure(ctx context.Context, db *raftstate.Database, in raft
 		}
 	}
 	r.clearFailure(in.ID)
+	r.mu.Lock()
+	r.epochs[in.ID] = db.Epoch
+	r.mu.Unlock()
 	if applied < db.RestartGeneration {
 		return r.setAppliedGeneration(in.ID, db.RestartGeneration)
 	}
@@ -261,6 +298,9 @@ func (r *Reconciler) removeUnwanted(ctx context.Context, want map[string]bool) e
 			continue
 		}
 		r.probes.forget(id)
+		r.mu.Lock()
+		delete(r.epochs, id)
+		r.mu.Unlock()
 	}
 	entries, err := os.ReadDir(r.cfg.InstancesDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

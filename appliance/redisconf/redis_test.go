@@ -257,3 +257,24 @@ func TestRender_ReplicaStartsAsReplica(t *testing.T) {
 		t.Errorf("SET on replica = %v, want READONLY", err)
 	}
 }
+
+func TestRender_ReadOnlyRefusesWritesButServesReads(t *testing.T) {
+	p := Params{Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Password: testPassword,
+		MaxMemory: 32 << 20, Dir: t.TempDir(), Flavor: raftstate.FlavorNoRDB, ReadOnly: true}
+	startRedis(t, p)
+	c := client(t, p.Port, testPassword)
+	err := c.Set(ctx(t), "k", "v", 0).Err()
+	if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("SET on a read-only database = %v, want NOPERM", err)
+	}
+	if err := c.Get(ctx(t), "k").Err(); err != nil && err.Error() != "redis: nil" {
+		t.Fatalf("GET on a read-only database: %v", err)
+	}
+	// Promotion lifts it at run time, as the reconciler does.
+	if err := c.Do(ctx(t), "ACL", "SETUSER", "default", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx(t), "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET after ACL SETUSER default +@all: %v", err)
+	}
+}

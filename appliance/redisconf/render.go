@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,13 +66,16 @@ type Params struct {
 	// share a password, and a primary demoted at run time by REPLICAOF must
 	// already know how to authenticate to its new primary.
 	MasterAuth string
+	// ReadOnly makes the default user unable to run write commands: an
+	// unlinked replica keeps its data but takes no writes until promoted.
+	ReadOnly bool
 }
 
 // String prints p without its secrets, so %v in a log line or an error is
 // safe.
 func (p Params) String() string {
-	return fmt.Sprintf("{Port:%d Bind:%v Password:%s MaxMemory:%d MaxMemoryPolicy:%s Dir:%s Flavor:%s ReplicaOf:%s MasterAuth:%s}",
-		p.Port, p.Bind, redact(p.Password), p.MaxMemory, p.MaxMemoryPolicy, p.Dir, p.Flavor, p.ReplicaOf, redact(p.MasterAuth))
+	return fmt.Sprintf("{Port:%d Bind:%v Password:%s MaxMemory:%d MaxMemoryPolicy:%s Dir:%s Flavor:%s ReplicaOf:%s MasterAuth:%s ReadOnly:%t}",
+		p.Port, p.Bind, redact(p.Password), p.MaxMemory, p.MaxMemoryPolicy, p.Dir, p.Flavor, p.ReplicaOf, redact(p.MasterAuth), p.ReadOnly)
 }
 
 // LogValue makes slog print p without its secrets.
@@ -86,6 +90,7 @@ func (p Params) LogValue() slog.Value {
 		slog.String("flavor", string(p.Flavor)),
 		slog.String("replicaof", p.ReplicaOf),
 		slog.String("masterauth", redact(p.MasterAuth)),
+		slog.Bool("read_only", p.ReadOnly),
 	)
 }
 
@@ -116,6 +121,32 @@ var persistence = map[raftstate.Flavor][]string{
 	},
 }
 
+// liveDirectives start the lines the agent applies to a running instance
+// (REPLICAOF, CONFIG SET masterauth, ACL SETUSER default), so that a role
+// change restarts nothing: a switchover must not reload the dataset.
+var liveDirectives = []string{"replicaof ", "masterauth ", "requirepass ", "user default ", "# Replication", "# Read-only"}
+
+// NeedsRestart reports whether a running instance started with the old
+// file must restart to take the new one: whether they differ in anything
+// but the live directives.
+func NeedsRestart(old, new []byte) bool {
+	return !slices.Equal(staticLines(old), staticLines(new))
+}
+
+func staticLines(conf []byte) []string {
+	var out []string
+	for _, l := range strings.Split(string(conf), "\n") {
+		live := false
+		for _, d := range liveDirectives {
+			live = live || strings.HasPrefix(l, d)
+		}
+		if !live && l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Render validates p and returns the redis.conf for it. It targets
 // redis-server 7.0 and later (appenddirname and several save points on one
 // line are 7.0 syntax).
@@ -142,7 +173,12 @@ func Render(p Params) ([]byte, error) {
 	line("bind %s", strings.Join(p.Bind, " "))
 	// Refuse clients from other hosts if a password were ever missing.
 	line("protected-mode yes")
-	line("requirepass %s", Quote(p.Password))
+	if p.ReadOnly {
+		line("# Read-only: unlinked from its source, not promoted.")
+		line("user default on %s ~* &* +@all -@write", Quote(">"+p.Password))
+	} else {
+		line("requirepass %s", Quote(p.Password))
+	}
 	line("masterauth %s", Quote(masterAuth))
 	line("maxmemory %d", p.MaxMemory)
 	line("maxmemory-policy %s", policy)
@@ -158,6 +194,10 @@ func Render(p Params) ([]byte, error) {
 	line(`pidfile ""`)
 	// Notice dead clients (and keep NAT state alive) within minutes.
 	line("tcp-keepalive 60")
+	// A new or returning replica gets its full sync at once instead of
+	// after redis-server's default 5 s wait for more replicas: a database
+	// is not protected until its replicas have synced.
+	line("repl-diskless-sync-delay 0")
 	line("")
 	line("# Persistence: flavor %s", p.Flavor)
 	for _, d := range persistence[p.Flavor] {

@@ -44,6 +44,7 @@ daemonize no
 logfile ""
 pidfile ""
 tcp-keepalive 60
+repl-diskless-sync-delay 0
 
 `
 
@@ -231,5 +232,40 @@ func TestParams_SecretsNeverPrinted(t *testing.T) {
 		if !strings.Contains(s, "[redacted]") || !strings.Contains(s, "6380") {
 			t.Errorf("%s output lost the non-secret fields or the redaction marker: %s", name, s)
 		}
+	}
+}
+
+func TestNeedsRestart_OnlyForWhatCannotChangeLive(t *testing.T) {
+	base := Params{Port: 6400, Bind: []string{"127.0.0.1"}, Password: "pw", MaxMemory: 64 << 20, Dir: "/d", Flavor: raftstate.FlavorAOF}
+	render := func(p Params) []byte {
+		t.Helper()
+		b, err := Render(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	replica := base
+	replica.ReplicaOf, replica.MasterAuth = "10.0.0.2:6400", "other"
+	readOnly := base
+	readOnly.ReadOnly = true
+	bigger := base
+	bigger.MaxMemory = 128 << 20
+	for _, c := range []struct {
+		name     string
+		old, new Params
+		want     bool
+	}{
+		{"primary becomes replica", base, replica, false},
+		{"replica promoted", replica, base, false},
+		{"unlinked: read-only", base, readOnly, false},
+		{"memory plan", base, bigger, true},
+	} {
+		if got := NeedsRestart(render(c.old), render(c.new)); got != c.want {
+			t.Errorf("%s: NeedsRestart = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if !NeedsRestart(nil, render(base)) {
+		t.Error("a missing old file must count as a change")
 	}
 }

@@ -13,17 +13,19 @@ import (
 
 func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "db", Short: "Create, inspect and manage databases"}
-	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBShowCmd(g), newDBURLCmd(g), newDBRestartCmd(g), newDBDeleteCmd(g))
+	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBShowCmd(g), newDBURLCmd(g), newDBRestartCmd(g), newDBDeleteCmd(g),
+		newDBReplicateCmd(g), newDBPromoteCmd(g), newDBUnlinkCmd(g), newDBFailoverCmd(g))
 	return cmd
 }
 
 func newDBCreateCmd(g *globals) *cobra.Command {
 	var req api.CreateDatabaseRequest
 	cmd := &cobra.Command{
-		Use:   "create NAME --memory SIZE [--flavor aof|rdb|nordb] [--version X.Y]",
+		Use:   "create NAME --memory SIZE [--flavor aof|rdb|nordb] [--version X.Y] [--replicas N]",
 		Short: "Create a database and wait until it runs",
 		Example: `  redis-appliance db create cache --memory 256mb --flavor aof
-  redis-appliance db create sessions --memory 1gb --flavor nordb --version 7.0`,
+  redis-appliance db create sessions --memory 512mb --replicas 2   # a primary and 2 replicas on other nodes
+  redis-appliance db create events --memory 1gb --flavor nordb --version 7.0`,
 		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(g); err != nil {
@@ -44,6 +46,7 @@ func newDBCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&req.Flavor, "flavor", "aof", "persistence: aof (AOF+RDB), rdb (RDB only), nordb (memory only)")
 	cmd.Flags().StringVar(&req.Version, "version", "", "Redis version from `redis-appliance versions` (default: newest installed)")
 	cmd.Flags().StringVar(&req.Node, "node", "", "place it on this node (default: the node with the most free memory)")
+	cmd.Flags().IntVar(&req.Replicas, "replicas", 0, "replicas to keep, each on a node other than the primary's")
 	addOutput(cmd, g)
 	return cmd
 }
@@ -131,14 +134,40 @@ func printDatabase(g *globals, db api.Database) error {
 	t.row("Port:", db.Port)
 	t.row("Unit:", db.Unit)
 	t.row("State:", db.State)
+	t.row("Epoch:", db.Epoch)
+	if db.Follows != "" {
+		t.row("Follows:", db.Follows)
+	}
+	if db.ReadOnly {
+		t.row("Read-only:", "yes (unlinked; redis-appliance db promote "+db.Name+" makes it writable)")
+	}
+	if len(db.LinkedReplicas) > 0 {
+		t.row("Linked replicas:", strings.Join(db.LinkedReplicas, ", "))
+	}
+	if db.PromotedAt != nil {
+		t.row("Promoted:", db.PromotedAt.Format("2006-01-02 15:04:05 MST")+" (followed "+db.PromotedFrom+")")
+	}
 	t.row("Created:", db.CreatedAt.Format("2006-01-02 15:04:05 MST"))
 	if err := t.flush(); err != nil {
 		return err
 	}
 	fmt.Println()
-	it := newTable("INSTANCE", "NODE", "ROLE", "ADDRESS", "STATE", "PID", "RESTARTS", "SERVER")
+	it := newTable("INSTANCE", "NODE", "ROLE", "ADDRESS", "STATE", "FOLLOWS", "LINK", "SYNC", "LAG", "LAST IO", "OFFSET", "PID", "RESTARTS", "SERVER")
 	for _, in := range db.Instances {
-		it.row(in.ID, in.Node, in.Role, fmt.Sprintf("%s:%d", in.Host, in.Port), in.State, in.PID, in.Restarts, in.ServerVersion)
+		follows, link, sync, lag, io := "-", "-", "-", "-", "-"
+		if r := in.Replication; r != nil {
+			follows, link, sync, io = r.Primary, r.LinkStatus, "no", "-"
+			if r.SyncInProgress {
+				sync = "yes"
+			}
+			if r.LagBytes >= 0 {
+				lag = sizing.FormatSize(r.LagBytes)
+			}
+			if r.LastIOSeconds >= 0 {
+				io = fmt.Sprintf("%ds", r.LastIOSeconds)
+			}
+		}
+		it.row(in.ID, in.Node, in.Role, fmt.Sprintf("%s:%d", in.Host, in.Port), in.State, follows, link, sync, lag, io, in.Offset, in.PID, in.Restarts, in.ServerVersion)
 	}
 	if err := it.flush(); err != nil {
 		return err

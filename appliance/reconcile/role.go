@@ -1,0 +1,140 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/redis-appliance/redis-appliance/raftstate"
+)
+
+// replication is whom an instance replicates, as the state says.
+type replication struct {
+	// ReplicaOf is the primary's host:port; "" for a primary that follows
+	// nothing.
+	ReplicaOf string
+	// MasterAuth is the password of what it replicates (plaintext).
+	MasterAuth string
+	ReadOnly   bool
+}
+
+// replicationOf works out an instance's replication from the state: a
+// replica follows its database's primary; the primary of a linked replica
+// follows the source's primary, or the external Redis.
+func (r *Reconciler) replicationOf(st *raftstate.State, db *raftstate.Database, in raftstate.Instance) (replication, error) {
+	rep := replication{ReadOnly: db.ReadOnly}
+	if in.Role == raftstate.RoleReplica {
+		p, ok := db.Primary()
+		if !ok {
+			return rep, fmt.Errorf("database %s has no primary to replicate", db.Name)
+		}
+		pw, err := r.keys.Open(db.Password)
+		if err != nil {
+			return rep, err
+		}
+		rep.ReplicaOf, rep.MasterAuth = instanceAddr(st, p), string(pw)
+		return rep, nil
+	}
+	f := db.Follows
+	if f == nil {
+		return rep, nil
+	}
+	if f.Database == "" {
+		pw, err := r.keys.Open(f.Password)
+		if err != nil {
+			return rep, err
+		}
+		rep.ReplicaOf, rep.MasterAuth = net.JoinHostPort(f.Host, strconv.Itoa(f.Port)), string(pw)
+		return rep, nil
+	}
+	src, ok := st.Databases[f.Database]
+	if !ok {
+		return rep, fmt.Errorf("database %s follows %s, which is not in the state", db.Name, f.Database)
+	}
+	p, ok := src.Primary()
+	if !ok {
+		return rep, fmt.Errorf("source %s has no primary to replicate", src.Name)
+	}
+	pw, err := r.keys.Open(src.Password)
+	if err != nil {
+		return rep, err
+	}
+	rep.ReplicaOf, rep.MasterAuth = instanceAddr(st, p), string(pw)
+	return rep, nil
+}
+
+// instanceAddr is where other instances reach in: its node's address.
+func instanceAddr(st *raftstate.State, in raftstate.Instance) string {
+	host := "127.0.0.1"
+	if n, ok := st.Nodes[in.Node]; ok && n.Address != "" {
+		host = n.Address
+	}
+	return net.JoinHostPort(host, strconv.Itoa(in.Port))
+}
+
+// applyRole brings a running instance to the role the state gives it,
+// without a restart: REPLICAOF NO ONE to promote, REPLICAOF host port to
+// follow (after CONFIG SET masterauth), and ACL SETUSER for read-only. A
+// demoted primary's clients are disconnected, so that they ask discovery
+// again instead of writing to a replica.
+func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in raftstate.Instance, rep replication) error {
+	c, err := r.probes.client(r.keys, db, in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*probeTimeout)
+	defer cancel()
+	raw, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		// Not answering yet (loading): the next pass tries again; the
+		// file it will read on a restart already has the role.
+		return fmt.Errorf("read role: %w", err)
+	}
+	info := parseInfo(raw)
+	wasPrimary := info["role"] == "master"
+	if rep.ReplicaOf == "" {
+		if !wasPrimary {
+			if err := c.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+				return fmt.Errorf("promote: %w", err)
+			}
+			r.log.Info("instance promoted to primary", "instance", in.ID, "epoch", db.Epoch)
+		}
+	} else {
+		host, port, _ := net.SplitHostPort(rep.ReplicaOf)
+		if wasPrimary || info["master_host"] != host || info["master_port"] != port {
+			if err := c.Do(ctx, "CONFIG", "SET", "masterauth", rep.MasterAuth).Err(); err != nil {
+				return fmt.Errorf("set masterauth: %w", err)
+			}
+			if err := c.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+				return fmt.Errorf("replicate %s: %w", rep.ReplicaOf, err)
+			}
+			if wasPrimary {
+				for _, kind := range []string{"normal", "pubsub"} {
+					_ = c.Do(ctx, "CLIENT", "KILL", "TYPE", kind).Err()
+				}
+			}
+			r.log.Info("instance now replicates", "instance", in.ID, "primary", rep.ReplicaOf, "was_primary", wasPrimary, "epoch", db.Epoch)
+		}
+	}
+	rule := "+@all"
+	if rep.ReadOnly {
+		rule = "-@write"
+	}
+	if err := c.Do(ctx, "ACL", "SETUSER", "default", rule).Err(); err != nil {
+		return fmt.Errorf("set read-only %t: %w", rep.ReadOnly, err)
+	}
+	return nil
+}
+
+// parseInfo splits INFO output into fields.
+func parseInfo(raw string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(raw, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
