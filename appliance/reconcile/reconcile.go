@@ -227,7 +227,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 	}
 	name := UnitName(in.ID)
 	unitChanged, err := r.sup.Install(ctx, systemd.UnitSpec{
-		Name:        name,
+		Name: name,
 		// No role here: a switchover must not change the unit, or the
 		// instance would restart.
 		Description: fmt.Sprintf("Redis %s database %s (instance %s)", db.Version, db.Name, in.ID),
