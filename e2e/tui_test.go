@@ -40,7 +40,7 @@ func startTUIAgent(t *testing.T) *tuiAgent {
 	dir := t.TempDir()
 	a := &tuiAgent{socket: filepath.Join(dir, "api.sock"), log: &bytes.Buffer{}}
 	base := lab.FreePort(t)
-	cfg := fmt.Sprintf("node_name: n1\ndata_dir: %s\nsocket: %s\nraft_addr: 127.0.0.1:%d\ncluster_addr: 127.0.0.1:%d\nport_range: %d-%d\ninstance_user: \"\"\nsupervisor: process\n",
+	cfg := fmt.Sprintf("node_name: n1\ndata_dir: %s\nsocket: %s\nraft_addr: 127.0.0.1:%d\ncluster_addr: 127.0.0.1:%d\nport_range: %d-%d\nsentinel_port: 0\ninstance_user: \"\"\nsupervisor: process\n",
 		filepath.Join(dir, "data"), a.socket, lab.FreePort(t), lab.FreePort(t), base, base+10)
 	config := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {

@@ -75,11 +75,13 @@ const payloadVersion = 1
 // RegisterNode is the payload of CmdRegisterNode. Registering a known node
 // updates its addresses.
 type RegisterNode struct {
-	Name     string    `json:"name"`
-	RaftAddr string    `json:"raft_addr"`
-	APIAddr  string    `json:"api_addr,omitempty"`
-	Address  string    `json:"address,omitempty"`
-	At       time.Time `json:"at,omitempty"`
+	Name     string `json:"name"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	Address  string `json:"address,omitempty"`
+	// SentinelPort is where the node answers discovery; 0: off.
+	SentinelPort int       `json:"sentinel_port,omitempty"`
+	At           time.Time `json:"at,omitempty"`
 }
 
 // RemoveNode is the payload of CmdRemoveNode. Without Force it is refused

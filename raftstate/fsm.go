@@ -139,7 +139,7 @@ func (f *FSM) applyRegisterNode(p RegisterNode) error {
 		n = &Node{Name: p.Name, JoinedAt: p.At}
 		f.state.Nodes[p.Name] = n
 	}
-	n.RaftAddr, n.APIAddr, n.Address = p.RaftAddr, p.APIAddr, p.Address
+	n.RaftAddr, n.APIAddr, n.Address, n.SentinelPort = p.RaftAddr, p.APIAddr, p.Address, p.SentinelPort
 	return nil
 }
 

@@ -144,6 +144,8 @@ type Node struct {
 	APIAddr string `json:"api_addr,omitempty"`
 	// Address is where clients reach this node's instances.
 	Address string `json:"address,omitempty"`
+	// SentinelPort is where the node answers discovery; 0: off.
+	SentinelPort int `json:"sentinel_port,omitempty"`
 	// Draining nodes get no new placements.
 	Draining bool      `json:"draining,omitempty"`
 	JoinedAt time.Time `json:"joined_at,omitempty"`

@@ -301,7 +301,7 @@ func (m Model) onAction(r source.ActionMsg) (Model, tea.Cmd) {
 		case r.Err != nil:
 			m.setFlash(true, fmt.Sprintf("drain %s: %v", r.Target, r.Err))
 		case len(r.Drain.Remaining) > 0:
-			m.setFlash(false, fmt.Sprintf("node %s is draining; still there (no replica to move to): %s", r.Target, strings.Join(r.Drain.Remaining, ", ")))
+			m.setFlash(false, fmt.Sprintf("node %s is draining; still there (replicas, primaries with no healthy replica): %s", r.Target, strings.Join(r.Drain.Remaining, ", ")))
 		default:
 			m.setFlash(false, fmt.Sprintf("node %s is draining: no new databases go there", r.Target))
 		}

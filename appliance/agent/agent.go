@@ -94,6 +94,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	if err != nil {
 		return err
 	}
+	discoveryListeners, err := listenDiscovery(cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveErr := make(chan error, 2)
@@ -137,6 +142,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 		}
 		log.Info("state ready; reconciling", "databases", len(store.State().Databases))
 		ctl.MarkReady()
+		go serveDiscovery(ctx, cfg, cl, live, discoveryListeners, log.With("subsystem", "discovery"))
 		go registerWhenLeader(ctx, cl, log)
 		rec.Run(ctx)
 	}()

@@ -48,10 +48,11 @@ socket: %s
 raft_addr: 127.0.0.1:%d
 cluster_addr: 127.0.0.1:%d
 port_range: %d-%d
+sentinel_port: %d
 instance_user: ""
 supervisor: process
 log_level: debug
-`, filepath.Join(dir, "data"), filepath.Join(dir, "api.sock"), lab.FreePort(t), lab.FreePort(t), base, base+20)
+`, filepath.Join(dir, "data"), filepath.Join(dir, "api.sock"), lab.FreePort(t), lab.FreePort(t), base, base+20, lab.FreePort(t))
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,9 +122,22 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 		t.Fatalf("refused switchovers changed the database: epoch %d primary %s", v.Epoch, primaryOf(v).Node)
 	}
 
-	// A writer that records every acknowledged write, through a client
-	// that re-reads the primary's URL when its connection breaks, as a
-	// discovery-aware client would.
+	// A writer that records every acknowledged write, through go-redis's
+	// Sentinel-aware client pointed at every node's discovery port.
+	u, err := agents[0].client.DatabaseURL(ctx, "sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := redis.ParseURL(u.URL)
+	var sentinels []string
+	for _, a := range agents {
+		sentinels = append(sentinels, fmt.Sprintf("127.0.0.1:%d", a.cfg.SentinelPort))
+	}
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: "sessions", SentinelAddrs: sentinels, SentinelPassword: opt.Password, Password: opt.Password,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+	})
+	defer fc.Close()
 	var acked sync.Map
 	var n atomic.Int64
 	stop := make(chan struct{})
@@ -130,7 +145,6 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c := dbClient(t, agents[0], "sessions")
 		for {
 			select {
 			case <-stop:
@@ -138,12 +152,8 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 			case <-time.After(2 * time.Millisecond):
 			}
 			k := fmt.Sprintf("w%d", n.Add(1))
-			if err := c.Set(ctx, k, "1", 0).Err(); err == nil {
+			if err := fc.Set(ctx, k, "1", 0).Err(); err == nil {
 				acked.Store(k, true)
-			} else if u, err := agents[0].client.DatabaseURL(ctx, "sessions"); err == nil {
-				opt, _ := redis.ParseURL(u.URL)
-				c.Close()
-				c = redis.NewClient(opt)
 			}
 		}
 	}()
@@ -158,6 +168,21 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 			t.Errorf("after switchover to %s: primary %s epoch %d pause %.1f ms", to, primaryOf(res.Database).Node, res.Database.Epoch, res.WritePauseMs)
 		}
 		t.Logf("switchover to %s: writes paused %.1f ms", to, res.WritePauseMs)
+		// The Sentinel-aware client follows without being recreated.
+		p := primaryOf(res.Database)
+		waitUntil(t, "the failover client writing to the primary on "+to, func() bool {
+			before := n.Load()
+			time.Sleep(20 * time.Millisecond)
+			direct := instanceClient(t, agents[0], res.Database, p)
+			got, err := direct.Get(ctx, fmt.Sprintf("w%d", before+1)).Result()
+			return err == nil && got == "1"
+		})
+		// redis-cli asks any node's discovery port for the new address.
+		out, err := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(agents[2].cfg.SentinelPort), "--no-auth-warning", "-a", opt.Password,
+			"SENTINEL", "get-master-addr-by-name", "sessions").CombinedOutput()
+		if want := fmt.Sprintf("%s\n%d\n", p.Host, p.Port); err != nil || string(out) != want {
+			t.Errorf("redis-cli SENTINEL get-master-addr-by-name after switchover to %s: %q %v, want %q", to, out, err, want)
+		}
 	}
 	close(stop)
 	wg.Wait()
@@ -188,6 +213,17 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 		}
 		return p.Node == "n2"
 	})
+	// Draining the primary's node moves the primary away.
+	d, err := agents[0].client.DrainNode(ctx, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Moved) != 1 || d.Moved[0] != "sessions" {
+		t.Fatalf("drain n2: moved %v, remaining %v; want sessions moved", d.Moved, d.Remaining)
+	}
+	if v, _ := agents[0].client.GetDatabase(ctx, "sessions"); primaryOf(v).Node == "n2" || v.Epoch != 4 {
+		t.Fatalf("after draining n2: primary on %s at epoch %d", primaryOf(v).Node, v.Epoch)
+	}
 }
 
 // TestReplication_LinkedReplicaPromotionPersists: a linked replica follows
@@ -275,6 +311,7 @@ func TestReplication_LinkedReplicaPromotionPersists(t *testing.T) {
 	assertWritablePrimary(t, ctx, copyClient, "after redis-server restarted")
 	a.stop()
 	a = startAgent(t, a.cfg)
+	stopInstances(t, a) // cleanups run last-first: before this agent stops
 	assertWritablePrimary(t, ctx, dbClient(t, a, "orders-copy"), "after the agent restarted")
 	if err := a.client.DeleteDatabase(ctx, "orders"); err != nil {
 		t.Fatalf("delete the source once nothing follows it: %v", err)

@@ -205,7 +205,11 @@ type TokenResponse struct {
 
 // DrainResponse says what a drain left on the node.
 type DrainResponse struct {
-	Node      string   `json:"node"`
+	Node string `json:"node"`
+	// Moved are the databases whose primary was switched over to another
+	// node.
+	Moved []string `json:"moved"`
+	// Remaining are the databases with an instance still on the node.
 	Remaining []string `json:"remaining"`
 }
 
@@ -216,6 +220,8 @@ type JoinRequest struct {
 	RaftAddr string `json:"raft_addr"`
 	APIAddr  string `json:"api_addr"`
 	Address  string `json:"address"`
+	// SentinelPort is where the node answers discovery; 0: off.
+	SentinelPort int `json:"sentinel_port,omitempty"`
 }
 
 // JoinResponse is the key material a joining host receives over TLS.

@@ -254,12 +254,12 @@ func (m *Manager) Register(ctx context.Context) error {
 		return ErrNotMember
 	}
 	n, ok := st.Node(m.cfg.NodeName)
-	if ok && n.APIAddr == m.cfg.ClusterAdvertise() && n.RaftAddr == m.cfg.RaftAdvertise() && n.Address == m.cfg.AdvertiseAddr {
+	if ok && n.APIAddr == m.cfg.ClusterAdvertise() && n.RaftAddr == m.cfg.RaftAdvertise() && n.Address == m.cfg.AdvertiseAddr && n.SentinelPort == m.cfg.SentinelPort {
 		return nil
 	}
 	return st.Apply(ctx, raftstate.CmdRegisterNode, raftstate.RegisterNode{
 		Name: m.cfg.NodeName, RaftAddr: m.cfg.RaftAdvertise(), APIAddr: m.cfg.ClusterAdvertise(),
-		Address: m.cfg.AdvertiseAddr, At: m.Now().UTC(),
+		Address: m.cfg.AdvertiseAddr, SentinelPort: m.cfg.SentinelPort, At: m.Now().UTC(),
 	})
 }
 
@@ -376,7 +376,7 @@ func (m *Manager) Admit(ctx context.Context, req api.JoinRequest) (api.JoinRespo
 		return api.JoinResponse{}, err
 	}
 	err = st.Apply(ctx, raftstate.CmdRegisterNode, raftstate.RegisterNode{
-		Name: req.Node, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Address: req.Address, At: m.Now().UTC(),
+		Name: req.Node, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Address: req.Address, SentinelPort: req.SentinelPort, At: m.Now().UTC(),
 	})
 	if err != nil {
 		return api.JoinResponse{}, err
@@ -429,7 +429,7 @@ func (m *Manager) Join(ctx context.Context, addr, token string) error {
 	defer cancel()
 	resp, err := c.Join(jctx, api.JoinRequest{
 		Token: token, Node: m.cfg.NodeName, RaftAddr: m.cfg.RaftAdvertise(),
-		APIAddr: m.cfg.ClusterAdvertise(), Address: m.cfg.AdvertiseAddr,
+		APIAddr: m.cfg.ClusterAdvertise(), Address: m.cfg.AdvertiseAddr, SentinelPort: m.cfg.SentinelPort,
 	})
 	if err != nil {
 		return explainJoin(addr, err)

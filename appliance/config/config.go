@@ -39,6 +39,7 @@ type Config struct {
 	Bootstrap     string   `yaml:"bootstrap"`
 	Bind          string   `yaml:"bind"`
 	PortRange     string   `yaml:"port_range"`
+	SentinelPort  int      `yaml:"sentinel_port"`
 	InstanceUser  string   `yaml:"instance_user"`
 	UnitDir       string   `yaml:"unit_dir"`
 	Supervisor    string   `yaml:"supervisor"`
@@ -136,6 +137,9 @@ func (c *Config) finish() error {
 	c.PortMax, err2 = strconv.Atoi(strings.TrimSpace(hi))
 	if !ok || err1 != nil || err2 != nil || c.PortMin < 1 || c.PortMax > 65535 || c.PortMin > c.PortMax {
 		return fmt.Errorf("port_range %q: want two ports like 6400-6999", c.PortRange)
+	}
+	if c.SentinelPort < 0 || c.SentinelPort > 65535 {
+		return fmt.Errorf("sentinel_port %d: want a port, or 0 to turn discovery off", c.SentinelPort)
 	}
 	switch c.Bootstrap {
 	case "auto", "manual":

@@ -38,6 +38,7 @@ func TestLoad_RefusesBadConfig(t *testing.T) {
 		"node_nmae: x\n":          "node_nmae",
 		"port_range: 7000\n":      "port_range",
 		"port_range: 9000-8000\n": "port_range",
+		"sentinel_port: 70000\n":  "sentinel_port",
 		"bootstrap: sometimes\n":  "bootstrap",
 		"supervisor: runit\n":     "supervisor",
 		"bind: \"\"\n":            "bind",
@@ -54,7 +55,7 @@ func TestLoad_RefusesBadConfig(t *testing.T) {
 }
 
 func TestDefaultYAML_DocumentsEveryOption(t *testing.T) {
-	for _, key := range []string{"node_name", "data_dir", "socket", "socket_group", "raft_addr", "bootstrap", "bind", "port_range", "instance_user", "unit_dir", "supervisor", "redis_paths", "log_level"} {
+	for _, key := range []string{"node_name", "data_dir", "socket", "socket_group", "raft_addr", "bootstrap", "bind", "port_range", "sentinel_port", "instance_user", "unit_dir", "supervisor", "redis_paths", "log_level"} {
 		if !strings.Contains(string(DefaultYAML()), "\n"+key+":") {
 			t.Errorf("default.yaml does not document %s", key)
 		}

@@ -94,9 +94,9 @@ func (c *Controller) Nodes(ctx context.Context) ([]api.Node, error) {
 	return out, nil
 }
 
-// DrainNode stops new placements on a node and says what is left there.
-// Databases have a single instance until replicas exist, so nothing can be
-// moved without losing its data; they stay and are listed.
+// DrainNode stops new placements on a node and moves what it can: every
+// primary there with a healthy replica elsewhere is switched over. What is
+// left (replicas, and primaries with nowhere to go) is listed.
 func (c *Controller) DrainNode(ctx context.Context, name string) (api.DrainResponse, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return api.DrainResponse{}, err
@@ -124,8 +124,16 @@ func (c *Controller) DrainNode(ctx context.Context, name string) (api.DrainRespo
 	if err := c.store().Apply(ctx, raftstate.CmdSetNodeDraining, raftstate.SetNodeDraining{Name: name, Draining: true}); err != nil {
 		return api.DrainResponse{}, err
 	}
-	resp := api.DrainResponse{Node: name, Remaining: []string{}}
+	resp := api.DrainResponse{Node: name, Remaining: []string{}, Moved: []string{}}
 	for _, pi := range st.InstancesOn(name) {
+		if pi.Instance.Role == raftstate.RolePrimary && len(pi.Database.Instances) > 1 {
+			_, err := c.FailoverDatabase(ctx, pi.Database.Name, api.FailoverRequest{})
+			if err == nil {
+				resp.Moved = append(resp.Moved, pi.Database.Name)
+				continue
+			}
+			c.log.Warn("drain: cannot move a primary off the node", "node", name, "database", pi.Database.Name, "err", err)
+		}
 		resp.Remaining = append(resp.Remaining, pi.Database.Name)
 	}
 	return resp, nil

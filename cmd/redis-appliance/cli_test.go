@@ -50,7 +50,7 @@ func newAgentProc(t *testing.T) *agentProc {
 	dir := t.TempDir()
 	base := lab.FreePort(t)
 	a := &agentProc{t: t, config: filepath.Join(dir, "config.yaml"), socket: filepath.Join(dir, "api.sock")}
-	cfg := fmt.Sprintf("node_name: n1\ndata_dir: %s\nsocket: %s\nraft_addr: 127.0.0.1:%d\ncluster_addr: 127.0.0.1:%d\nport_range: %d-%d\ninstance_user: \"\"\nsupervisor: process\n",
+	cfg := fmt.Sprintf("node_name: n1\ndata_dir: %s\nsocket: %s\nraft_addr: 127.0.0.1:%d\ncluster_addr: 127.0.0.1:%d\nport_range: %d-%d\nsentinel_port: 0\ninstance_user: \"\"\nsupervisor: process\n",
 		filepath.Join(dir, "data"), a.socket, lab.FreePort(t), lab.FreePort(t), base, base+10)
 	if err := os.WriteFile(a.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -115,7 +115,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 	addOutput(list, g)
 	drain := &cobra.Command{
 		Use:   "drain NAME",
-		Short: "Stop placing new databases on a node",
+		Short: "Stop placing new databases on a node and switch its primaries over to replicas elsewhere",
 		Args:  exactNode,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := g.client().DrainNode(cmd.Context(), args[0])
@@ -123,8 +123,11 @@ func newNodeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "node %s is draining: no new databases go there\n", d.Node)
+			if len(d.Moved) > 0 {
+				fmt.Fprintf(os.Stderr, "primaries switched over to other nodes: %s\n", strings.Join(d.Moved, ", "))
+			}
 			if len(d.Remaining) > 0 {
-				fmt.Fprintf(os.Stderr, "still there (a database without replicas cannot move without losing its data): %s\n", strings.Join(d.Remaining, ", "))
+				fmt.Fprintf(os.Stderr, "still there (replicas, and primaries with no healthy replica elsewhere): %s\n", strings.Join(d.Remaining, ", "))
 			}
 			return nil
 		},
