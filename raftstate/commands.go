@@ -38,6 +38,8 @@ const (
 	// CmdUnlinkDatabase stops a linked replica following its source and
 	// leaves it read-only (payload UnlinkDatabase).
 	CmdUnlinkDatabase CommandType = 11
+	// CmdRecordEvents appends events (payload RecordEvents).
+	CmdRecordEvents CommandType = 12
 )
 
 func (t CommandType) String() string {
@@ -64,6 +66,8 @@ func (t CommandType) String() string {
 		return "promote-database"
 	case CmdUnlinkDatabase:
 		return "unlink-database"
+	case CmdRecordEvents:
+		return "record-events"
 	}
 	return fmt.Sprintf("command-%d", uint8(t))
 }
@@ -138,6 +142,9 @@ type SetPrimary struct {
 	Epoch    uint64    `json:"epoch"`
 	Reason   string    `json:"reason,omitempty"`
 	At       time.Time `json:"at"`
+	// Automatic marks a failover decided by the leader (not asked for):
+	// the failover cooldown counts only these.
+	Automatic bool `json:"automatic,omitempty"`
 }
 
 // PromoteDatabase is the payload of CmdPromoteDatabase.
@@ -150,6 +157,11 @@ type PromoteDatabase struct {
 type UnlinkDatabase struct {
 	Name string    `json:"name"`
 	At   time.Time `json:"at"`
+}
+
+// RecordEvents is the payload of CmdRecordEvents.
+type RecordEvents struct {
+	Events []Event `json:"events"`
 }
 
 // Encode serialises a command for the Raft log: one byte of type, one byte

@@ -120,6 +120,10 @@ func (f *FSM) apply(t CommandType, body []byte, index uint64) error {
 		var p UnlinkDatabase
 		mustDecode(t, body, index, &p)
 		return f.applyUnlinkDatabase(p)
+	case CmdRecordEvents:
+		var p RecordEvents
+		mustDecode(t, body, index, &p)
+		return f.applyRecordEvents(p)
 	}
 	panic(fmt.Sprintf("raftstate: log entry %d has unknown command type %d; upgrade this agent", index, t))
 }
@@ -283,6 +287,9 @@ func (f *FSM) applyCreateDatabase(p CreateDatabase) error {
 	if d.Epoch == 0 {
 		d.Epoch = 1
 	}
+	if d.PrimarySince.IsZero() {
+		d.PrimarySince = d.CreatedAt
+	}
 	stored := d
 	stored.Instances = append([]Instance(nil), d.Instances...)
 	f.state.Databases[d.Name] = &stored
@@ -362,6 +369,10 @@ func (f *FSM) applySetPrimary(p SetPrimary) error {
 		}
 	}
 	d.Epoch++
+	d.PrimarySince = p.At
+	if p.Automatic {
+		d.FailedOverAt = p.At
+	}
 	return nil
 }
 
@@ -376,8 +387,16 @@ func (f *FSM) applyPromoteDatabase(p PromoteDatabase) error {
 	if d.Follows != nil {
 		d.PromotedFrom = d.Follows.Describe()
 	}
-	d.Follows, d.ReadOnly, d.PromotedAt = nil, false, p.At
+	d.Follows, d.ReadOnly, d.PromotedAt, d.PrimarySince = nil, false, p.At, p.At
 	d.Epoch++
+	return nil
+}
+
+func (f *FSM) applyRecordEvents(p RecordEvents) error {
+	f.state.Events = append(f.state.Events, p.Events...)
+	if n := len(f.state.Events) - MaxEvents; n > 0 {
+		f.state.Events = append([]Event(nil), f.state.Events[n:]...)
+	}
 	return nil
 }
 

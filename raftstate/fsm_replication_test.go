@@ -3,6 +3,7 @@ package raftstate
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,20 @@ func TestFSM_RemoveNodeWithAPrimaryNeedsForceAndThenPromotesAReplica(t *testing.
 	d := f.State().Databases["sessions"]
 	if p, ok := d.Primary(); !ok || p.Node != "n2" || d.Epoch != 2 {
 		t.Fatalf("after forced removal of the primary's node: %+v", d)
+	}
+}
+
+func TestFSM_EventsAreKeptBounded(t *testing.T) {
+	f := NewFSM(nil)
+	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < MaxEvents+5; i++ {
+		ev := Event{At: at.Add(time.Duration(i) * time.Second), Kind: "test", Message: strconv.Itoa(i)}
+		if err := applyCmd(t, f, uint64(i+1), CmdRecordEvents, RecordEvents{Events: []Event{ev}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := f.State().Events
+	if len(evs) != MaxEvents || evs[0].Message != "5" || evs[len(evs)-1].Message != strconv.Itoa(MaxEvents+4) {
+		t.Fatalf("kept %d events from %q to %q, want the newest %d", len(evs), evs[0].Message, evs[len(evs)-1].Message, MaxEvents)
 	}
 }

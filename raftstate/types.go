@@ -78,7 +78,25 @@ type Database struct {
 	// replica: when, and what it followed.
 	PromotedAt   time.Time `json:"promoted_at,omitempty"`
 	PromotedFrom string    `json:"promoted_from,omitempty"`
+	// PrimarySince is when the current primary took over: creation, or
+	// the last switchover, failover or promotion.
+	PrimarySince time.Time `json:"primary_since,omitempty"`
+	// FailedOverAt is the last automatic failover: the cooldown runs from it.
+	FailedOverAt time.Time `json:"failed_over_at,omitempty"`
 }
+
+// Event is something an operator should be able to look back on: a
+// detection, a failover or a refusal to fail over, a fence, a node lost.
+type Event struct {
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	Database string    `json:"database,omitempty"`
+	Node     string    `json:"node,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// MaxEvents bounds the events the state keeps; older ones are dropped.
+const MaxEvents = 1000
 
 // Follow is what a linked replica replicates: a database of this cluster
 // by name, or an external Redis by address and sealed password.
@@ -166,6 +184,7 @@ type State struct {
 	Databases map[string]*Database  `json:"databases"`
 	Nodes     map[string]*Node      `json:"nodes"`
 	Tokens    map[string]*JoinToken `json:"tokens,omitempty"`
+	Events    []Event               `json:"events,omitempty"`
 }
 
 // NewState returns an empty state.
@@ -205,6 +224,7 @@ func (s *State) Clone() *State {
 		tt := *t
 		c.Tokens[k] = &tt
 	}
+	c.Events = append([]Event(nil), s.Events...)
 	return c
 }
 

@@ -570,6 +570,15 @@ func (p *Process) run(u *procUnit, r *procRun, ns *notifySocket, cur *proc) {
 		}
 		select {
 		case <-cur.exited:
+			p.mu.Lock()
+			noRestart := u.spec.NoRestart
+			p.mu.Unlock()
+			if noRestart {
+				p.log.Warn("process exited; left down (Restart=no)", "unit", name, "pid", cur.pid, "status", cur.status)
+				p.removeRunFiles(name)
+				end("failed", "failed", fmt.Errorf("exited: %s", cur.status))
+				return
+			}
 			p.log.Warn("process exited; restarting it", "unit", name, "pid", cur.pid, "status", cur.status)
 			cur = nil
 			if why := p.backoff(u, r); why != nil {

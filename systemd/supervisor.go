@@ -30,6 +30,11 @@ type UnitSpec struct {
 	// Dir is the instance's directory: working directory and the only
 	// writable path.
 	Dir string
+	// NoRestart leaves a crashed process down (Restart=no) instead of
+	// restarting it: the primary of a database with replicas must not come
+	// back by itself, because its replicas may have writes it lost; the
+	// leader fails over instead.
+	NoRestart bool `json:",omitempty"`
 }
 
 // UnitState is what the supervisor observes of a unit.

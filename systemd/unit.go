@@ -106,7 +106,11 @@ func RenderUnit(spec UnitSpec) []byte {
 	// "answers commands", which is what Start promises.
 	w("Type=notify")
 	w("ExecStart=%s", quoteExec(spec.ExecStart))
-	w("Restart=always")
+	if spec.NoRestart {
+		w("Restart=no")
+	} else {
+		w("Restart=always")
+	}
 	w("RestartSec=%s", unitRestartSec)
 	w("TimeoutStartSec=%s", unitTimeoutStartSec)
 	w("TimeoutStopSec=%s", unitTimeoutStopSec)

@@ -125,13 +125,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			return
 		}
 		store := cl.Store()
+		fs := &fenceState{}
 		rec := reconcile.New(reconcile.Config{
 			Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), Bind: cfg.BindAddrs(),
 			User: cfg.InstanceUser, Group: groupName(gid), UID: uid, GID: gid,
-			Binary: ctl.Binary,
+			Binary: ctl.Binary, Fenced: fs.get,
 		}, store, sup, cl.Keys(), log.With("subsystem", "reconcile"))
 		ctl.Attach(rec)
-		go heartbeats(ctx, cfg, cl, rec, live, log.With("subsystem", "heartbeat"))
+		ls, q, probes := &lease{}, &eventQueue{}, newPrimaryProbes()
+		go probes.run(ctx, cfg, cl)
+		go heartbeats(ctx, cfg, cl, rec, live, ls, q, probes, log.With("subsystem", "heartbeat"))
+		go fence(ctx, cfg, cl, rec, ls, fs, q, log.With("subsystem", "fence"))
 		// Acting on a state that is still being replayed could remove
 		// instances that are merely not replayed yet.
 		if err := store.WaitReady(ctx); err != nil {
@@ -143,6 +147,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 		log.Info("state ready; reconciling", "databases", len(store.State().Databases))
 		ctl.MarkReady()
 		go serveDiscovery(ctx, cfg, cl, live, discoveryListeners, log.With("subsystem", "discovery"))
+		go ctl.RunFailover(ctx)
 		go registerWhenLeader(ctx, cl, log)
 		rec.Run(ctx)
 	}()

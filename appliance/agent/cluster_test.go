@@ -30,13 +30,15 @@ func startCluster(t *testing.T, n int) []*testAgent {
 	t.Cleanup(func() {
 		// Delete databases through the first live agent so no instance
 		// outlives the test.
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		for _, a := range agents {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			dbs, err := a.client.ListDatabases(cctx)
+			cancel()
 			if err != nil {
-				continue
+				continue // stopped, or without a leader: try the next
 			}
+			cctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
 			for _, db := range dbs {
 				_ = a.client.DeleteDatabase(cctx, db.Name)
 			}

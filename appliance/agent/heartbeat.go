@@ -33,12 +33,12 @@ const fullEvery = 5 * time.Second
 
 // heartbeats reports this node's observations to the leader until ctx ends.
 // The leader records its own report directly.
-func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, live *health.View, log *slog.Logger) {
+func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, live *health.View, ls *lease, q *eventQueue, probes *primaryProbes, log *slog.Logger) {
 	t := time.NewTicker(heartbeatInterval)
 	defer t.Stop()
 	var hw sizing.Hardware
 	var hwAt, obsAt time.Time
-	var obs []health.InstanceReport
+	var obs, sentObs []health.InstanceReport
 	// What the leader last received in full, and from whom it was sent.
 	var sentAt time.Time
 	var sentTo string
@@ -73,16 +73,24 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			next := observe(octx, cfg, st.State(), rec)
 			cancel()
 			obsAt = time.Now()
-			if !reflect.DeepEqual(next, obs) {
-				obs, changed = next, true
-			}
+			obs = next
 		}
-		hb := health.Heartbeat{Node: cfg.NodeName, Hardware: hw, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Instances: obs}
+		// Whether each replica's primary answers this node changes between
+		// observations and is what failover waits on: fresh every beat.
+		cur := withProbes(obs, probes)
+		if !reflect.DeepEqual(cur, sentObs) {
+			changed = true
+		}
+		events := q.peek()
+		hb := health.Heartbeat{Node: cfg.NodeName, Hardware: hw, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Instances: cur, Events: events}
 		leader := st.Leader()
-		hb.Same = !changed && leader == sentTo && time.Since(sentAt) < fullEvery
+		hb.Same = !changed && len(events) == 0 && leader == sentTo && time.Since(sentAt) < fullEvery
 		var err error
 		if st.IsLeader() {
 			err = live.Record(hb)
+			if err == nil && len(events) > 0 {
+				err = st.Apply(ctx, raftstate.CmdRecordEvents, raftstate.RecordEvents{Events: events})
+			}
 		} else {
 			var lc *api.Client
 			lc, _, err = cl.LeaderClient()
@@ -95,8 +103,12 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		if err != nil {
 			// Whatever went wrong, the next report is a full one.
 			sentTo = ""
-		} else if !hb.Same {
-			sentAt, sentTo, changed = time.Now(), leader, false
+		} else {
+			ls.renew()
+			q.drop(len(events))
+			if !hb.Same {
+				sentAt, sentTo, sentObs, changed = time.Now(), leader, cur, false
+			}
 		}
 		if err != nil && !failing {
 			log.Warn("cannot reach the leader with heartbeats", "err", err)
@@ -105,6 +117,21 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		}
 		failing = err != nil
 	}
+}
+
+// withProbes returns the reports with each replica's PrimaryReachable
+// from this node's own probes.
+func withProbes(obs []health.InstanceReport, probes *primaryProbes) []health.InstanceReport {
+	out := make([]health.InstanceReport, len(obs))
+	for i, r := range obs {
+		if r.Link != nil {
+			l := *r.Link
+			l.PrimaryReachable = probes.reachable(r.ID)
+			r.Link = &l
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // observe reports every instance this node hosts, and the units of deleted

@@ -118,6 +118,12 @@ func (c *Client) DeleteDatabase(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/databases/"+url.PathEscape(name), nil, nil)
 }
 
+// Events lists the recorded events, oldest first.
+func (c *Client) Events(ctx context.Context) ([]Event, error) {
+	var evs []Event
+	return evs, c.do(ctx, http.MethodGet, "/v1/events", nil, &evs)
+}
+
 // Versions lists the version catalogue.
 func (c *Client) Versions(ctx context.Context) ([]Version, error) {
 	var v []Version

@@ -34,6 +34,7 @@ type Backend interface {
 	FailoverDatabase(ctx context.Context, name string, req FailoverRequest) (FailoverResult, error)
 	PromoteDatabase(ctx context.Context, name string) (Database, error)
 	UnlinkDatabase(ctx context.Context, name string) (Database, error)
+	Events(ctx context.Context) ([]Event, error)
 	Versions(ctx context.Context) ([]Version, error)
 	Node(ctx context.Context) (Node, error)
 	ClusterInit(ctx context.Context) (ClusterStatus, error)
@@ -83,6 +84,7 @@ func NewServer(b Backend, auth Authorizer, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/databases/{name}/promote", s.promoteDatabase)
 	mux.HandleFunc("POST /v1/databases/{name}/unlink", s.unlinkDatabase)
 	mux.HandleFunc("GET /v1/versions", s.versions)
+	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/node", s.node)
 	mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	mux.HandleFunc("POST /v1/cluster/init", s.clusterInit)
@@ -255,6 +257,11 @@ func (s *Server) promoteDatabase(w http.ResponseWriter, r *http.Request) {
 func (s *Server) unlinkDatabase(w http.ResponseWriter, r *http.Request) {
 	db, err := s.backend.UnlinkDatabase(r.Context(), r.PathValue("name"))
 	s.reply(w, r, db, err)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	evs, err := s.backend.Events(r.Context())
+	s.reply(w, r, evs, err)
 }
 
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) {

@@ -89,6 +89,9 @@ type Database struct {
 	LinkedReplicas []string   `json:"linked_replicas,omitempty"`
 	PromotedAt     *time.Time `json:"promoted_at,omitempty"`
 	PromotedFrom   string     `json:"promoted_from,omitempty"`
+	// FailoverStatus says why a failed primary is not being replaced
+	// (no replica qualifies, cooldown, replicas still reach it).
+	FailoverStatus string `json:"failover_status,omitempty"`
 }
 
 // Instance is one redis-server of a database.
@@ -244,3 +247,13 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Event is a recorded event: a failure detected, a failover, a refusal to
+// fail over, a fence or un-fence, a node lost or back.
+type Event struct {
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	Database string    `json:"database,omitempty"`
+	Node     string    `json:"node,omitempty"`
+	Message  string    `json:"message"`
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -40,6 +41,7 @@ type Config struct {
 	Bind          string   `yaml:"bind"`
 	PortRange     string   `yaml:"port_range"`
 	SentinelPort  int      `yaml:"sentinel_port"`
+	Failover      Failover `yaml:"failover"`
 	InstanceUser  string   `yaml:"instance_user"`
 	UnitDir       string   `yaml:"unit_dir"`
 	Supervisor    string   `yaml:"supervisor"`
@@ -49,6 +51,70 @@ type Config struct {
 	// PortMin and PortMax are parsed from PortRange.
 	PortMin int `yaml:"-"`
 	PortMax int `yaml:"-"`
+}
+
+// Failover holds the automatic-failover settings (docs/failover.md). The
+// strings are what the operator writes; the parsed values sit beside them.
+type Failover struct {
+	DetectionText string `yaml:"detection"`
+	LeaseText     string `yaml:"lease"`
+	MaxLagText    string `yaml:"max_lag"`
+	CooldownText  string `yaml:"cooldown"`
+
+	// Detection: how long a primary's node must be silent (or its
+	// redis-server unresponsive) before the leader fails it over.
+	Detection time.Duration `yaml:"-"`
+	// Lease: how long an agent keeps its primaries writable without
+	// hearing from the leader. Shorter than Detection, so a cut-off
+	// primary is fenced before anyone replaces it.
+	Lease time.Duration `yaml:"-"`
+	// MaxLag: how far behind (bytes) a replica may be and still be
+	// promoted.
+	MaxLag int64 `yaml:"-"`
+	// Cooldown: the least time between two failovers of one database.
+	Cooldown time.Duration `yaml:"-"`
+}
+
+func (f *Failover) finish() error {
+	var err error
+	for _, d := range []struct {
+		key  string
+		text string
+		out  *time.Duration
+	}{{"detection", f.DetectionText, &f.Detection}, {"lease", f.LeaseText, &f.Lease}, {"cooldown", f.CooldownText, &f.Cooldown}} {
+		if *d.out, err = time.ParseDuration(d.text); err != nil || *d.out <= 0 {
+			return fmt.Errorf("failover.%s %q: want a duration such as 1500ms or 30s", d.key, d.text)
+		}
+	}
+	if f.MaxLag, err = parseBytes(f.MaxLagText); err != nil {
+		return fmt.Errorf("failover.max_lag %q: want a size such as 1mb", f.MaxLagText)
+	}
+	// The fence must be up before anyone else takes over; leave room for a
+	// heartbeat's round trip between the two clocks.
+	if f.Lease+300*time.Millisecond > f.Detection {
+		return fmt.Errorf("failover.lease (%s) must be at least 300ms shorter than failover.detection (%s): a cut-off primary must refuse writes before a replica replaces it", f.Lease, f.Detection)
+	}
+	return nil
+}
+
+// parseBytes reads 1mb, 512kb, 1048576 (binary units).
+func parseBytes(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size: %q", s)
+	}
+	return n * mult, nil
 }
 
 // Load returns the defaults overlaid with the file at path. An empty path
@@ -137,6 +203,9 @@ func (c *Config) finish() error {
 	c.PortMax, err2 = strconv.Atoi(strings.TrimSpace(hi))
 	if !ok || err1 != nil || err2 != nil || c.PortMin < 1 || c.PortMax > 65535 || c.PortMin > c.PortMax {
 		return fmt.Errorf("port_range %q: want two ports like 6400-6999", c.PortRange)
+	}
+	if err := c.Failover.finish(); err != nil {
+		return err
 	}
 	if c.SentinelPort < 0 || c.SentinelPort > 65535 {
 		return fmt.Errorf("sentinel_port %d: want a port, or 0 to turn discovery off", c.SentinelPort)

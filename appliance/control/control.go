@@ -53,6 +53,10 @@ type Controller struct {
 	recMu sync.Mutex
 	rec   *reconcile.Reconciler
 
+	// mon is the failure detector while this node leads.
+	monMu sync.Mutex
+	mon   *monitor
+
 	// ready is closed once the state has been replayed; database requests
 	// wait for it so that a restarting agent never answers from a state
 	// that is still being rebuilt.
@@ -459,6 +463,7 @@ func (c *Controller) view(ctx context.Context, st *raftstate.State, db *raftstat
 		Name: db.Name, Version: db.Version, Flavor: string(db.Flavor),
 		MemoryBytes: db.MemoryBytes, CreatedAt: db.CreatedAt, State: api.StateUnknown,
 		Epoch: db.Epoch, ReadOnly: db.ReadOnly, LinkedReplicas: st.LinkedReplicas(db.Name), PromotedFrom: db.PromotedFrom,
+		FailoverStatus: c.failoverStatus(db.Name),
 	}
 	if db.Follows != nil {
 		v.Follows = db.Follows.Describe()

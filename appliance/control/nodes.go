@@ -380,5 +380,9 @@ func (c *Controller) Heartbeat(ctx context.Context, body []byte) error {
 	if err := c.live.Record(hb); err != nil {
 		return &api.Error{Status: http.StatusConflict, Message: err.Error()}
 	}
+	// Acknowledged only once recorded: the node resends them otherwise.
+	if len(hb.Events) > 0 {
+		return c.RecordEvents(ctx, hb.Events...)
+	}
 	return nil
 }

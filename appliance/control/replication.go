@@ -300,7 +300,7 @@ func (c *Controller) FailoverDatabase(ctx context.Context, name string, req api.
 	settled := c.awaitRoles(dctx, pc, tc, net.JoinHostPort(c.host(st, target.Node), strconv.Itoa(target.Port)))
 	unpause()
 	pause := time.Since(start)
-	c.log.Info("switchover", "database", name, "from", old.ID, "to", target.ID, "epoch", db.Epoch+1, "write_pause", pause.Round(time.Millisecond))
+	c.event("switchover", name, target.Node, fmt.Sprintf("planned switchover of %s from %s to %s (epoch %d); writes paused %s", name, old.Node, target.Node, db.Epoch+1, pause.Round(time.Millisecond)))
 	v, _ := c.waitFor(ctx, name, func(v api.Database) bool {
 		for _, in := range v.Instances {
 			if in.ID == target.ID {
@@ -440,7 +440,7 @@ func (c *Controller) changeLink(ctx context.Context, name string, ct raftstate.C
 	if err := c.store().Apply(ctx, ct, payload); err != nil {
 		return api.Database{}, err
 	}
-	c.log.Info("database "+ct.String(), "database", name)
+	c.event(ct.String(), name, "", fmt.Sprintf("%s: %s", ct, name))
 	v, err := c.waitFor(ctx, name, func(v api.Database) bool {
 		for _, in := range v.Instances {
 			if in.Role == string(raftstate.RolePrimary) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
 // Heartbeat is one node's report.
@@ -24,6 +25,10 @@ type Heartbeat struct {
 	// leader only notes that the node is alive. It keeps heartbeats several
 	// times a second cheap.
 	Same bool `json:"same,omitempty"`
+	// Events are what happened on the node that the cluster should record
+	// (fences); the node sends them until a heartbeat carrying them is
+	// acknowledged.
+	Events []raftstate.Event `json:"events,omitempty"`
 }
 
 // ErrNoBaseline is returned for a "same" heartbeat from a node the view has
@@ -56,6 +61,10 @@ type Link struct {
 	SyncInProgress bool   `json:"sync_in_progress,omitempty"`
 	// LastIOSeconds is master_last_io_seconds_ago; -1 while the link is down.
 	LastIOSeconds int `json:"last_io_seconds"`
+	// PrimaryReachable is this node's own view: the agent reached the
+	// primary's redis-server (PING) within the last probe periods. It is
+	// how replicas confirm a primary is lost.
+	PrimaryReachable bool `json:"primary_reachable"`
 }
 
 // Entry is a heartbeat with when it arrived.

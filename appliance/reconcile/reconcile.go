@@ -45,6 +45,11 @@ type Config struct {
 	Binary func(version string) (string, error)
 	// Interval is the period of the level-triggered pass.
 	Interval time.Duration
+	// Fenced reports whether this node's HA primaries must refuse writes
+	// now (no lease from the leader). known is false while the agent does
+	// not know yet (just started): their fence is then left as it is.
+	// nil means never fenced.
+	Fenced func() (fenced, known bool)
 }
 
 // Reconciler converges this node's instances on the state.
@@ -208,6 +213,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		Port: in.Port, Bind: r.cfg.Bind, Password: string(pw),
 		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
 		ReplicaOf: rep.ReplicaOf, MasterAuth: rep.MasterAuth, ReadOnly: rep.ReadOnly,
+		Fenced: in.Role == raftstate.RolePrimary && len(db.Instances) > 1,
 	})
 	if err != nil {
 		return fmt.Errorf("render redis.conf: %w", err)
@@ -233,6 +239,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		Description: fmt.Sprintf("Redis %s database %s (instance %s)", db.Version, db.Name, in.ID),
 		ExecStart:   []string{bin, filepath.Join(dir, "redis.conf")},
 		User:        r.cfg.User, Group: r.cfg.Group, Dir: dir,
+		NoRestart: len(db.Instances) > 1,
 	})
 	if err != nil {
 		return fmt.Errorf("install unit: %w", err)
@@ -260,6 +267,11 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 			return err
 		}
 	case us.ActiveState == "activating":
+	case us.ActiveState == "failed" && in.Role == raftstate.RolePrimary && len(db.Instances) > 1 && applied >= db.RestartGeneration:
+		// It crashed, and its replicas may hold writes it lost (or, for
+		// nordb, everything): restarting it in place would make them sync
+		// that. The leader fails over instead; "db restart" overrides.
+		return fmt.Errorf("the primary crashed and is left down for the leader to fail over (db restart %s restarts it in place)", db.Name)
 	default:
 		if f, ok := r.failure(in.ID); ok && time.Since(f.at) < retryAfter && !confChanged && !unitChanged {
 			return f.err
@@ -267,6 +279,11 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		r.log.Info("starting instance", "instance", in.ID, "unit", name, "port", in.Port)
 		if err := r.sup.Start(ctx, name); err != nil {
 			return r.failed(in.ID, fmt.Errorf("start: %w", err))
+		}
+		// It started fenced if it is an HA primary: lift that now if the
+		// lease allows, rather than at the fencer's next look.
+		if err := r.applyRole(ctx, db, in, rep); err != nil {
+			return err
 		}
 	}
 	r.clearFailure(in.ID)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis-appliance/redis-appliance/appliance/redisconf"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
@@ -125,6 +126,17 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 	if err := c.Do(ctx, "ACL", "SETUSER", "default", rule).Err(); err != nil {
 		return fmt.Errorf("set read-only %t: %w", rep.ReadOnly, err)
 	}
+	if in.Role == raftstate.RolePrimary && len(db.Instances) > 1 {
+		fenced, known := false, true
+		if r.cfg.Fenced != nil {
+			fenced, known = r.cfg.Fenced()
+		}
+		if known {
+			if err := r.Fence(ctx, db, in, fenced); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -137,4 +149,25 @@ func parseInfo(raw string) map[string]string {
 		}
 	}
 	return m
+}
+
+// Fence makes a running primary refuse writes (NOREPLICAS), or lifts that,
+// at run time: the agent fences its primaries while it cannot reach the
+// leader, so that a primary the cluster may be failing over takes no write
+// that would be lost.
+func (r *Reconciler) Fence(ctx context.Context, db *raftstate.Database, in raftstate.Instance, fenced bool) error {
+	c, err := r.probes.client(r.keys, db, in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	n := 0
+	if fenced {
+		n = redisconf.FencedMinReplicas
+	}
+	if err := c.Do(ctx, "CONFIG", "SET", "min-replicas-to-write", strconv.Itoa(n)).Err(); err != nil {
+		return fmt.Errorf("fence %s (%t): %w", in.ID, fenced, err)
+	}
+	return nil
 }

@@ -69,7 +69,16 @@ type Params struct {
 	// ReadOnly makes the default user unable to run write commands: an
 	// unlinked replica keeps its data but takes no writes until promoted.
 	ReadOnly bool
+	// Fenced makes the instance start refusing writes (NOREPLICAS) until
+	// the agent lifts the fence at run time: the primary of a database
+	// with replicas must not take writes before its agent knows it still
+	// holds the role (after a reboot it may have been failed over).
+	Fenced bool
 }
+
+// FencedMinReplicas is the min-replicas-to-write of a fenced primary: more
+// replicas than any database has, so every write is refused.
+const FencedMinReplicas = 1000
 
 // String prints p without its secrets, so %v in a log line or an error is
 // safe.
@@ -91,6 +100,7 @@ func (p Params) LogValue() slog.Value {
 		slog.String("replicaof", p.ReplicaOf),
 		slog.String("masterauth", redact(p.MasterAuth)),
 		slog.Bool("read_only", p.ReadOnly),
+		slog.Bool("fenced", p.Fenced),
 	)
 }
 
@@ -124,7 +134,7 @@ var persistence = map[raftstate.Flavor][]string{
 // liveDirectives start the lines the agent applies to a running instance
 // (REPLICAOF, CONFIG SET masterauth, ACL SETUSER default), so that a role
 // change restarts nothing: a switchover must not reload the dataset.
-var liveDirectives = []string{"replicaof ", "masterauth ", "requirepass ", "user default ", "# Replication", "# Read-only"}
+var liveDirectives = []string{"replicaof ", "masterauth ", "requirepass ", "user default ", "min-replicas-to-write ", "# Replication", "# Read-only", "# Fenced"}
 
 // NeedsRestart reports whether a running instance started with the old
 // file must restart to take the new one: whether they differ in anything
@@ -202,6 +212,11 @@ func Render(p Params) ([]byte, error) {
 	line("# Persistence: flavor %s", p.Flavor)
 	for _, d := range persistence[p.Flavor] {
 		line("%s", d)
+	}
+	if p.Fenced {
+		line("")
+		line("# Fenced: writes are refused until the agent confirms the role.")
+		line("min-replicas-to-write %d", FencedMinReplicas)
 	}
 	if p.ReplicaOf != "" {
 		host, port, _ := net.SplitHostPort(p.ReplicaOf) // validated

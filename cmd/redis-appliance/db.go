@@ -144,6 +144,9 @@ func printDatabase(g *globals, db api.Database) error {
 	if len(db.LinkedReplicas) > 0 {
 		t.row("Linked replicas:", strings.Join(db.LinkedReplicas, ", "))
 	}
+	if db.FailoverStatus != "" {
+		t.row("Failover:", db.FailoverStatus)
+	}
 	if db.PromotedAt != nil {
 		t.row("Promoted:", db.PromotedAt.Format("2006-01-02 15:04:05 MST")+" (followed "+db.PromotedFrom+")")
 	}

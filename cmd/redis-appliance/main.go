@@ -60,7 +60,7 @@ redis-appliance), then create a database:
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", config.DefaultSocket(), "the agent's API socket (env REDIS_APPLIANCE_SOCKET)")
-	root.AddCommand(newAgentCmd(), newDBCmd(g), newVersionsCmd(g), newNodeCmd(g), newClusterCmd(g), newTUICmd(g))
+	root.AddCommand(newAgentCmd(), newDBCmd(g), newVersionsCmd(g), newNodeCmd(g), newClusterCmd(g), newTUICmd(g), newEventsCmd(g))
 	return root
 }
 

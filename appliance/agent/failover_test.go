@@ -1,0 +1,194 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+)
+
+// haCluster starts three agents and an HA database "ha" (nordb, primary on
+// n1, two replicas), and waits until both replicas are linked.
+func haCluster(t *testing.T) ([]*testAgent, api.Database) {
+	t.Helper()
+	agents := startCluster(t, 3)
+	ctx := ctxT(t)
+	if _, err := agents[0].client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "ha", Memory: "32mb", Flavor: "nordb", Replicas: 2, Node: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	var db api.Database
+	waitUntil(t, "both replicas linked", func() bool {
+		v, err := agents[0].client.GetDatabase(ctx, "ha")
+		if err != nil {
+			return false
+		}
+		for _, in := range v.Instances {
+			if in.Role == "replica" && (in.Replication == nil || in.Replication.LinkStatus != "up") {
+				return false
+			}
+		}
+		db = v
+		return true
+	})
+	return agents, db
+}
+
+func hasEvent(evs []api.Event, kind, db string) bool {
+	for _, e := range evs {
+		if e.Kind == kind && (db == "" || e.Database == db) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFailover_KillNineOfThePrimaryPromotesAReplicaAndLosesNoWaitedWrite:
+// the primary's redis-server is killed; it is not restarted in place (its
+// replicas would sync the empty nordb dataset); the leader promotes the
+// most up-to-date replica, records why, and the old primary comes back as
+// a replica. Every write acknowledged by WAIT 1 survives.
+func TestFailover_KillNineOfThePrimaryPromotesAReplicaAndLosesNoWaitedWrite(t *testing.T) {
+	agents, db := haCluster(t)
+	ctx := ctxT(t)
+	u, err := agents[0].client.DatabaseURL(ctx, "ha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := redis.ParseURL(u.URL)
+	var sentinels []string
+	for _, a := range agents {
+		sentinels = append(sentinels, fmt.Sprintf("127.0.0.1:%d", a.cfg.SentinelPort))
+	}
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: "ha", SentinelAddrs: sentinels, SentinelPassword: opt.Password, Password: opt.Password,
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
+	})
+	defer fc.Close()
+	var waited sync.Map
+	var n atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			k := fmt.Sprintf("w%d", n.Add(1))
+			// SET then WAIT on one connection: WAIT counts the replicas
+			// that have this connection's writes.
+			var wait *redis.Cmd
+			_, err := fc.Pipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, k, "1", 0)
+				wait = p.Do(ctx, "WAIT", 1, 200)
+				return nil
+			})
+			if n, _ := wait.Int64(); err == nil && n >= 1 {
+				waited.Store(k, true)
+			}
+		}
+	}()
+	waitUntil(t, "some writes acknowledged by a replica", func() bool {
+		c := 0
+		waited.Range(func(_, _ any) bool { c++; return c < 20 })
+		return c >= 20
+	})
+	old := primaryOf(db)
+	start := time.Now()
+	if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var after api.Database
+	waitUntil(t, "a replica promoted", func() bool {
+		v, err := agents[1].client.GetDatabase(ctx, "ha")
+		if err != nil {
+			return false
+		}
+		after = v
+		return primaryOf(v).Node != "n1" && primaryOf(v).State == api.StateRunning && v.Epoch == 2
+	})
+	t.Logf("kill -9 of the primary → %s primary at epoch 2 after %s", primaryOf(after).Node, time.Since(start).Round(time.Millisecond))
+	time.Sleep(300 * time.Millisecond) // let the writer land a few writes on the new primary
+	close(stop)
+	wg.Wait()
+	final := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", primaryOf(after).Host, primaryOf(after).Port), Password: opt.Password})
+	defer final.Close()
+	lost, total := 0, 0
+	waited.Range(func(k, _ any) bool {
+		total++
+		if final.Get(ctx, k.(string)).Err() != nil {
+			lost++
+		}
+		return true
+	})
+	if lost > 0 {
+		t.Fatalf("%d of %d writes acknowledged by WAIT 1 were lost", lost, total)
+	}
+	evs, err := agents[2].client.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasEvent(evs, "detected", "ha") || !hasEvent(evs, "promoted", "ha") {
+		t.Errorf("events lack the detection or the promotion: %+v", evs)
+	}
+	// The old primary comes back, as a replica of the new one: the data it
+	// syncs is the new primary's, not an empty restart's.
+	waitUntil(t, "the old primary back as a replica", func() bool {
+		v, err := agents[0].client.GetDatabase(ctx, "ha")
+		if err != nil {
+			return false
+		}
+		for _, in := range v.Instances {
+			if in.ID == old.ID {
+				return in.Role == "replica" && in.State == api.StateRunning && in.Replication != nil && in.Replication.LinkStatus == "up"
+			}
+		}
+		return false
+	})
+}
+
+// TestFailover_AnAgentCutOffFromTheLeaderFencesItsPrimaries: with the two
+// other agents stopped, the primary's agent loses the lease and its primary
+// refuses writes (NOREPLICAS); when they come back the fence lifts, and
+// both the fence and the un-fence are recorded as events.
+func TestFailover_AnAgentCutOffFromTheLeaderFencesItsPrimaries(t *testing.T) {
+	agents, db := haCluster(t)
+	ctx := ctxT(t)
+	c := instanceClient(t, agents[0], db, primaryOf(db))
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("write before the cut: %v", err)
+	}
+	agents[1].stop()
+	agents[2].stop()
+	waitUntil(t, "the primary on n1 refusing writes", func() bool {
+		err := c.Set(ctx, "k", "v", 0).Err()
+		return err != nil && strings.Contains(err.Error(), "NOREPLICAS")
+	})
+	// Reads go on.
+	if got, err := c.Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("read while fenced: %q %v", got, err)
+	}
+	restarted := []*testAgent{startAgent(t, agents[1].cfg), startAgent(t, agents[2].cfg)}
+	stopInstances(t, restarted[0]) // runs first, while the cluster has quorum
+	waitUntil(t, "the primary on n1 taking writes again", func() bool {
+		return c.Set(ctx, "k", "v2", 0).Err() == nil
+	})
+	waitUntil(t, "fence and un-fence recorded", func() bool {
+		evs, err := restarted[0].client.Events(ctx)
+		return err == nil && hasEvent(evs, "fenced", "") && hasEvent(evs, "unfenced", "")
+	})
+	// Nothing failed over: the primary was alive and its replicas linked.
+	if v, _ := restarted[1].client.GetDatabase(ctx, "ha"); v.Epoch != 1 || primaryOf(v).Node != "n1" {
+		t.Fatalf("after the cut: primary on %s at epoch %d, want n1 at 1", primaryOf(v).Node, v.Epoch)
+	}
+}

@@ -1,0 +1,315 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-appliance/redis-appliance/appliance/cluster"
+	"github.com/redis-appliance/redis-appliance/appliance/config"
+	"github.com/redis-appliance/redis-appliance/appliance/reconcile"
+	"github.com/redis-appliance/redis-appliance/raftstate"
+)
+
+// lease is this node's right to keep primaries writable: renewed by every
+// heartbeat the leader acknowledges (or by being the leader), and lost
+// when none has been for the lease window. Times are monotonic.
+type lease struct {
+	mu   sync.Mutex
+	last time.Time // zero: never heard from a leader since start
+}
+
+func (l *lease) renew() {
+	l.mu.Lock()
+	l.last = time.Now()
+	l.mu.Unlock()
+}
+
+func (l *lease) held(window time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.last.IsZero() && time.Since(l.last) < window
+}
+
+// fenceState is the fencer's decision, shared with the reconciler so that
+// an instance it starts or repoints gets the fence of the moment.
+type fenceState struct {
+	mu     sync.Mutex
+	known  bool
+	fenced bool
+}
+
+func (f *fenceState) set(fenced bool) {
+	f.mu.Lock()
+	f.known, f.fenced = true, fenced
+	f.mu.Unlock()
+}
+
+func (f *fenceState) get() (fenced, known bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fenced, f.known
+}
+
+// eventQueue holds events for the cluster until a heartbeat delivers them.
+type eventQueue struct {
+	mu  sync.Mutex
+	evs []raftstate.Event
+}
+
+// maxQueued bounds what a long-isolated node keeps.
+const maxQueued = 100
+
+func (q *eventQueue) add(e raftstate.Event) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.evs = append(q.evs, e)
+	if len(q.evs) > maxQueued {
+		q.evs = q.evs[len(q.evs)-maxQueued:]
+	}
+}
+
+// peek returns the queued events; drop removes the first n once delivered.
+func (q *eventQueue) peek() []raftstate.Event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]raftstate.Event(nil), q.evs...)
+}
+
+func (q *eventQueue) drop(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.evs = q.evs[min(n, len(q.evs)):]
+}
+
+// fenceTick is how often the fencer looks at the lease: a lost lease
+// fences within it.
+const fenceTick = 100 * time.Millisecond
+
+// fenceRefresh re-asserts the fence state of every local primary this
+// often, a safety net for an instance restarted behind the agent's back.
+const fenceRefresh = 10 * time.Second
+
+// haPrimaries are this node's primaries of databases with replicas: the
+// ones a failover may replace, and so the ones to fence.
+func haPrimaries(st *raftstate.State, node string) []raftstate.PlacedInstance {
+	var out []raftstate.PlacedInstance
+	for _, pi := range st.InstancesOn(node) {
+		if pi.Instance.Role == raftstate.RolePrimary && len(pi.Database.Instances) > 1 {
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+// fence keeps this node's HA primaries refusing writes while the lease is
+// lost, and lifts the fence once it is held again and a reconcile pass has
+// applied the roles the cluster decided meanwhile (a primary that was
+// failed over comes back as a replica, never writable).
+func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, ls *lease, fs *fenceState, q *eventQueue, log *slog.Logger) {
+	t := time.NewTicker(fenceTick)
+	defer t.Stop()
+	window := cfg.Failover.Lease
+	// Instances start fenced (their redis.conf says so) until the lease is
+	// held. Those already running when the agent restarts keep taking
+	// writes, unless no leader answers within the lease window: then they
+	// are fenced too.
+	fenced := true
+	start := time.Now()
+	startFenced := false
+	var waitPass <-chan struct{}
+	passed := rec.Passed()
+	lastAssert := start
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := cl.Store()
+		if st == nil {
+			continue
+		}
+		state := st.State()
+		prims := haPrimaries(state, cfg.NodeName)
+		held := ls.held(window)
+		reassert := false
+		switch {
+		case !held && fenced && !startFenced && time.Since(start) > window:
+			startFenced, reassert = true, true
+			if len(prims) > 0 {
+				msg := fmt.Sprintf("no leader answered within %s of the agent starting: %d primaries refuse writes until one does", window, len(prims))
+				log.Warn(msg)
+				q.add(raftstate.Event{At: time.Now().UTC(), Kind: "fenced", Node: cfg.NodeName, Message: msg})
+			}
+		case !held && !fenced:
+			fenced, waitPass, reassert, startFenced = true, nil, true, true
+			if len(prims) > 0 {
+				msg := fmt.Sprintf("no word from the leader for %s: %d primaries refuse writes until contact returns", window, len(prims))
+				log.Warn(msg)
+				q.add(raftstate.Event{At: time.Now().UTC(), Kind: "fenced", Node: cfg.NodeName, Message: msg})
+			}
+		case held && fenced && waitPass == nil:
+			// Apply whatever the cluster decided while we were away first.
+			waitPass = rec.Passed()
+			rec.Trigger()
+		case held && fenced:
+			select {
+			case <-waitPass:
+				fenced, waitPass, reassert = false, nil, true
+				if len(prims) > 0 && startFenced {
+					msg := fmt.Sprintf("the leader is reachable again: %d primaries take writes", len(prims))
+					log.Info(msg)
+					q.add(raftstate.Event{At: time.Now().UTC(), Kind: "unfenced", Node: cfg.NodeName, Message: msg})
+				}
+			default:
+			}
+		}
+		select {
+		case <-passed:
+			// An instance may have (re)started fenced by its redis.conf.
+			passed, reassert = rec.Passed(), true
+		default:
+		}
+		if reassert {
+			fs.set(fenced)
+		}
+		if _, known := fs.get(); !known || (!reassert && time.Since(lastAssert) < fenceRefresh) {
+			continue
+		}
+		lastAssert = time.Now()
+		for _, pi := range prims {
+			fctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := rec.Fence(fctx, pi.Database, pi.Instance, fenced)
+			cancel()
+			if err != nil {
+				log.Debug("cannot set the fence of an instance; retrying", "instance", pi.Instance.ID, "fenced", fenced, "err", err)
+				lastAssert = time.Time{} // retry at the next tick
+			}
+		}
+	}
+}
+
+// primaryProbes is this node's own check that the primaries its replicas
+// follow answer: the confirmation the leader needs before failing over.
+type primaryProbes struct {
+	mu      sync.Mutex
+	lastOK  map[string]time.Time // replica instance ID → last PING answered
+	clients map[string]*redis.Client
+}
+
+// probeEvery is the PING period; a primary is unreachable from here when
+// none answered for probeLost.
+const (
+	probeEvery = 250 * time.Millisecond
+	probeLost  = 3 * probeEvery
+)
+
+func newPrimaryProbes() *primaryProbes {
+	return &primaryProbes{lastOK: map[string]time.Time{}, clients: map[string]*redis.Client{}}
+}
+
+// reachable reports whether the primary of replica id answered lately.
+func (p *primaryProbes) reachable(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.lastOK[id]
+	return ok && time.Since(t) < probeLost
+}
+
+// run PINGs the primary of every local replica of an HA database.
+func (p *primaryProbes) run(ctx context.Context, cfg *config.Config, cl *cluster.Manager) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	defer func() {
+		p.mu.Lock()
+		for _, c := range p.clients {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := cl.Store()
+		if st == nil {
+			continue
+		}
+		state := st.State()
+		seen := map[string]bool{}
+		var wg sync.WaitGroup
+		for _, pi := range state.InstancesOn(cfg.NodeName) {
+			if pi.Instance.Role != raftstate.RoleReplica {
+				continue
+			}
+			prim, ok := pi.Database.Primary()
+			if !ok {
+				continue
+			}
+			host := cfg.AdvertiseAddr
+			if n, ok := state.Nodes[prim.Node]; ok && n.Address != "" {
+				host = n.Address
+			}
+			addr := net.JoinHostPort(host, strconv.Itoa(prim.Port))
+			key := addr + "|" + string(pi.Database.Password)
+			c, err := p.client(cl, pi.Database, addr, key)
+			if err != nil {
+				continue
+			}
+			id := pi.Instance.ID
+			seen[key] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pctx, cancel := context.WithTimeout(ctx, probeEvery)
+				defer cancel()
+				if c.Ping(pctx).Err() == nil {
+					p.mu.Lock()
+					p.lastOK[id] = time.Now()
+					p.mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		p.mu.Lock()
+		for key, c := range p.clients {
+			if !seen[key] {
+				_ = c.Close()
+				delete(p.clients, key)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// client returns the cached client for key: the primary's address and
+// the database's sealed password, so a new database on an old port gets a
+// client with its own password.
+func (p *primaryProbes) client(cl *cluster.Manager, db *raftstate.Database, addr, key string) (*redis.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[key]; ok {
+		return c, nil
+	}
+	pw, err := cl.Keys().Open(db.Password)
+	if err != nil {
+		return nil, err
+	}
+	c := redis.NewClient(&redis.Options{
+		Addr: addr, Password: string(pw),
+		DialTimeout: probeEvery, ReadTimeout: probeEvery, WriteTimeout: probeEvery,
+		PoolSize: 1, MaxRetries: -1, DialerRetries: 1, Protocol: 2, DisableIdentity: true,
+		ClientName: "redis-appliance-probe",
+	})
+	p.clients[key] = c
+	return c, nil
+}

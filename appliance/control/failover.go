@@ -1,0 +1,286 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/health"
+	"github.com/redis-appliance/redis-appliance/raftstate"
+)
+
+// monitorTick is how often the leader looks for failed primaries.
+const monitorTick = 100 * time.Millisecond
+
+// monitor is the leader's failure detector. All its clocks are monotonic
+// and its own: a new leader starts afresh, counting silence from the
+// moment it took over, and finishes whatever the old one had decided (the
+// state in Raft is the only thing that carries over).
+type monitor struct {
+	c *Controller
+
+	leaderSince time.Time
+	// down: database → when its primary was first seen failed.
+	down map[string]time.Time
+	// lost: node → whether it is currently counted lost (for events).
+	lost map[string]bool
+
+	mu sync.Mutex
+	// why: database → why it is not being failed over, shown by db show.
+	why map[string]string
+}
+
+func newMonitor(c *Controller) *monitor {
+	return &monitor{c: c, down: map[string]time.Time{}, lost: map[string]bool{}, why: map[string]string{}}
+}
+
+// RunFailover runs the failure detector until ctx ends; it acts only while
+// this node is the leader.
+func (c *Controller) RunFailover(ctx context.Context) {
+	t := time.NewTicker(monitorTick)
+	defer t.Stop()
+	var m *monitor
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := c.store()
+		if st == nil || !st.IsLeader() {
+			m = nil
+			c.setMonitor(nil)
+			continue
+		}
+		if m == nil {
+			m = newMonitor(c)
+			m.leaderSince = time.Now()
+			c.setMonitor(m)
+		}
+		m.tick(ctx)
+	}
+}
+
+func (c *Controller) setMonitor(m *monitor) {
+	c.monMu.Lock()
+	c.mon = m
+	c.monMu.Unlock()
+}
+
+// failoverStatus says why a database's failed primary is not being
+// replaced, if it is not; "" otherwise.
+func (c *Controller) failoverStatus(name string) string {
+	c.monMu.Lock()
+	m := c.mon
+	c.monMu.Unlock()
+	if m == nil {
+		return ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.why[name]
+}
+
+func (m *monitor) setWhy(db, why string) (changed bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.why[db] == why {
+		return false
+	}
+	if why == "" {
+		delete(m.why, db)
+	} else {
+		m.why[db] = why
+	}
+	return true
+}
+
+// silence is how long node has not been heard from, counted from when
+// this node became leader at most.
+func (m *monitor) silence(node string) time.Duration {
+	if node == m.c.cfg.NodeName {
+		return 0
+	}
+	since := m.leaderSince
+	if e, ok := m.c.live.Node(node); ok && e.Received.After(since) {
+		since = e.Received
+	}
+	return time.Since(since)
+}
+
+func (m *monitor) report(in raftstate.Instance) (health.InstanceReport, bool) {
+	r, age, ok := m.c.live.Instance(in.Node, in.ID)
+	return r, ok && age <= staleAfter
+}
+
+func (m *monitor) tick(ctx context.Context) {
+	cfg := m.c.cfg.Failover
+	st := m.c.store().State()
+	for _, name := range st.NodeNames() {
+		lost := m.silence(name) > cfg.Detection
+		if lost != m.lost[name] {
+			m.lost[name] = lost
+			if lost {
+				m.c.event("node-lost", "", name, fmt.Sprintf("node %s silent for more than %s", name, cfg.Detection))
+			} else {
+				m.c.event("node-back", "", name, fmt.Sprintf("node %s reports again", name))
+			}
+		}
+	}
+	for _, name := range st.DatabaseNames() {
+		db := st.Databases[name]
+		if len(db.Instances) < 2 {
+			continue
+		}
+		m.check(ctx, st, db)
+	}
+	for name := range m.down {
+		if _, ok := st.Databases[name]; !ok {
+			delete(m.down, name)
+			m.setWhy(name, "")
+		}
+	}
+}
+
+// primaryFailed says whether db's primary has failed as far as the leader
+// can tell, and why.
+func (m *monitor) primaryFailed(db *raftstate.Database, p raftstate.Instance) (bool, string) {
+	cfg := m.c.cfg.Failover
+	if s := m.silence(p.Node); s > cfg.Detection {
+		return true, fmt.Sprintf("node %s silent for %s", p.Node, s.Round(time.Millisecond))
+	}
+	r, ok := m.report(p)
+	if !ok {
+		return false, ""
+	}
+	switch r.State {
+	case "failed", "stopped":
+		return true, fmt.Sprintf("its redis-server on %s is %s and is not restarted in place", p.Node, r.State)
+	case "starting":
+		if strings.Contains(r.Error, "does not answer") {
+			return true, fmt.Sprintf("its redis-server on %s does not answer", p.Node)
+		}
+	}
+	return false, ""
+}
+
+// check fails db over if its primary has failed for the detection window,
+// every replica on a live node confirms it cannot reach the primary, the
+// cooldown has passed and a replica qualifies.
+func (m *monitor) check(ctx context.Context, st *raftstate.State, db *raftstate.Database) {
+	cfg := m.c.cfg.Failover
+	p, ok := db.Primary()
+	if !ok {
+		return
+	}
+	failed, reason := m.primaryFailed(db, p)
+	if !failed {
+		delete(m.down, db.Name)
+		m.setWhy(db.Name, "")
+		return
+	}
+	first, ok := m.down[db.Name]
+	if !ok {
+		m.down[db.Name] = time.Now()
+		first = time.Now()
+	}
+	// Node silence is already a window; other failures get one here.
+	if !strings.Contains(reason, "silent") && time.Since(first) < cfg.Detection && !strings.Contains(reason, "not restarted") {
+		return
+	}
+	var live []raftstate.Instance
+	var unconfirmed []string
+	for _, in := range db.Instances {
+		if in.Role != raftstate.RoleReplica || m.silence(in.Node) > cfg.Detection {
+			continue
+		}
+		r, ok := m.report(in)
+		if !ok {
+			continue
+		}
+		live = append(live, in)
+		if r.Link != nil && r.Link.Up && r.Link.PrimaryReachable {
+			unconfirmed = append(unconfirmed, in.Node)
+		}
+	}
+	if len(unconfirmed) > 0 {
+		// Often only a report not yet updated; an event only if it lasts.
+		why := fmt.Sprintf("primary seems failed (%s) but the replicas on %s still reach it; not failing over", reason, strings.Join(unconfirmed, ", "))
+		if time.Since(first) > 2*cfg.Detection {
+			m.refuse(db, why)
+		} else {
+			m.setWhy(db.Name, why)
+		}
+		return
+	}
+	if since := m.c.Now().Sub(db.FailedOverAt); !db.FailedOverAt.IsZero() && since < cfg.Cooldown {
+		m.refuse(db, fmt.Sprintf("primary failed (%s) but the last automatic failover was %s ago, within the %s cooldown; not failing over", reason, since.Round(time.Second), cfg.Cooldown))
+		return
+	}
+	target, why := m.candidate(db, p, live)
+	if target == nil {
+		m.refuse(db, fmt.Sprintf("primary failed (%s) and no replica qualifies: %s", reason, why))
+		return
+	}
+	m.c.event("detected", db.Name, p.Node, fmt.Sprintf("primary %s of %s failed: %s; replicas confirm", p.ID, db.Name, reason))
+	err := m.c.store().Apply(ctx, raftstate.CmdSetPrimary, raftstate.SetPrimary{
+		Name: db.Name, Instance: target.ID, Epoch: db.Epoch, Reason: "failover: " + reason, At: m.c.Now().UTC(), Automatic: true,
+	})
+	if err != nil {
+		m.c.log.Warn("failover not committed; retrying", "database", db.Name, "err", err)
+		return
+	}
+	delete(m.down, db.Name)
+	m.setWhy(db.Name, "")
+	m.c.event("promoted", db.Name, target.Node, fmt.Sprintf("%s on %s is the primary of %s (epoch %d) after %s", target.ID, target.Node, db.Name, db.Epoch+1, reason))
+	m.c.reconciler().Trigger()
+}
+
+// refuse records why db is not failed over: an event the first time, and
+// the reason db show displays.
+func (m *monitor) refuse(db *raftstate.Database, why string) {
+	if m.setWhy(db.Name, why) {
+		m.c.event("failover-refused", db.Name, "", why)
+	}
+}
+
+// candidate picks the running replica with the highest offset within
+// max_lag of the primary's last reported offset.
+func (m *monitor) candidate(db *raftstate.Database, p raftstate.Instance, live []raftstate.Instance) (*raftstate.Instance, string) {
+	var primaryOffset int64 = -1
+	if r, _, ok := m.c.live.Instance(p.Node, p.ID); ok {
+		primaryOffset = r.ReplOffset
+	}
+	type cand struct {
+		in     raftstate.Instance
+		offset int64
+	}
+	var ok []cand
+	var why []string
+	for _, in := range live {
+		r, _ := m.report(in)
+		lag := primaryOffset - r.ReplOffset
+		switch {
+		case r.State != api.StateRunning:
+			why = append(why, fmt.Sprintf("the replica on %s is %s", in.Node, r.State))
+		case r.Link != nil && r.Link.SyncInProgress:
+			why = append(why, fmt.Sprintf("the replica on %s was still syncing", in.Node))
+		case primaryOffset >= 0 && lag > m.c.cfg.Failover.MaxLag:
+			why = append(why, fmt.Sprintf("the replica on %s is %d bytes behind (max_lag %d)", in.Node, lag, m.c.cfg.Failover.MaxLag))
+		default:
+			ok = append(ok, cand{in, r.ReplOffset})
+		}
+	}
+	if len(live) == 0 {
+		why = append(why, "no replica is on a node that reports")
+	}
+	if len(ok) == 0 {
+		return nil, strings.Join(why, "; ")
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].offset > ok[j].offset })
+	return &ok[0].in, ""
+}
