@@ -221,7 +221,7 @@ func (m *monitor) check(ctx context.Context, st *raftstate.State, db *raftstate.
 		m.refuse(db, fmt.Sprintf("primary failed (%s) but the last automatic failover was %s ago, within the %s cooldown; not failing over", reason, since.Round(time.Second), cfg.Cooldown))
 		return
 	}
-	target, why := m.candidate(db, p, live)
+	target, why := m.candidate(ctx, st, db, p, live)
 	if target == nil {
 		m.refuse(db, fmt.Sprintf("primary failed (%s) and no replica qualifies: %s", reason, why))
 		return
@@ -248,9 +248,27 @@ func (m *monitor) refuse(db *raftstate.Database, why string) {
 	}
 }
 
+// offsetNow asks a replica for its offset directly: the heartbeats'
+// figures are up to a few seconds old, and comparing two replicas seen at
+// different moments could prefer the one that is behind.
+func (m *monitor) offsetNow(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance, reported int64) int64 {
+	c, err := m.c.dial(st, db, in)
+	if err != nil {
+		return reported
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	info, err := replInfo(ctx, c)
+	if err != nil {
+		return reported
+	}
+	return offsetOf(info)
+}
+
 // candidate picks the running replica with the highest offset within
 // max_lag of the primary's last reported offset.
-func (m *monitor) candidate(db *raftstate.Database, p raftstate.Instance, live []raftstate.Instance) (*raftstate.Instance, string) {
+func (m *monitor) candidate(ctx context.Context, st *raftstate.State, db *raftstate.Database, p raftstate.Instance, live []raftstate.Instance) (*raftstate.Instance, string) {
 	var primaryOffset int64 = -1
 	if r, _, ok := m.c.live.Instance(p.Node, p.ID); ok {
 		primaryOffset = r.ReplOffset
@@ -272,7 +290,7 @@ func (m *monitor) candidate(db *raftstate.Database, p raftstate.Instance, live [
 		case primaryOffset >= 0 && lag > m.c.cfg.Failover.MaxLag:
 			why = append(why, fmt.Sprintf("the replica on %s is %d bytes behind (max_lag %d)", in.Node, lag, m.c.cfg.Failover.MaxLag))
 		default:
-			ok = append(ok, cand{in, r.ReplOffset})
+			ok = append(ok, cand{in, m.offsetNow(ctx, st, db, in, r.ReplOffset)})
 		}
 	}
 	if len(live) == 0 {
