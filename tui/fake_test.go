@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,13 @@ type fakeAPI struct {
 	restarts []string
 	drained  []string
 	lists    int
+	// failovers, promoted and unlinked record the replication calls.
+	failovers []api.FailoverRequest
+	promoted  []string
+	unlinked  []string
+	// refuse, when set, is what the agent answers every action with (a
+	// leader lost, say), while reads still succeed.
+	refuse error
 }
 
 var _ source.API = (*fakeAPI)(nil)
@@ -65,7 +73,14 @@ func (f *fakeAPI) DatabaseURL(_ context.Context, name string) (api.URL, error) {
 	defer f.mu.Unlock()
 	for _, db := range f.dbs {
 		if db.Name == name {
-			return api.URL{URL: fmt.Sprintf("redis://default:Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5@10.0.0.1:%d/0", db.Port)}, nil
+			// The primary's address, as the agent gives it.
+			host := "10.0.0.1"
+			for _, in := range db.Instances {
+				if in.Role == "primary" {
+					host = in.Host
+				}
+			}
+			return api.URL{URL: fmt.Sprintf("redis://default:Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5@%s:%d/0", host, db.Port)}, nil
 		}
 	}
 	return api.URL{}, &api.Error{Status: 404, Message: fmt.Sprintf("database %q does not exist", name)}
@@ -77,16 +92,42 @@ func (f *fakeAPI) CreateDatabase(_ context.Context, req api.CreateDatabaseReques
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.created = append(f.created, req)
+	if f.refuse != nil {
+		return api.Database{}, f.refuse
+	}
 	for _, db := range f.dbs {
 		if db.Name == req.Name {
 			return api.Database{}, &api.Error{Status: 409, Message: fmt.Sprintf("database %q already exists", req.Name)}
 		}
 	}
+	// Placement as the agent does it: each instance on a healthy node
+	// of its own that is not draining.
+	var free []string
+	why := "no other node takes new databases"
+	for _, n := range f.nodes {
+		switch {
+		case n.Draining, n.Name == req.Node:
+		case !n.Healthy:
+			why = fmt.Sprintf("node %s has not reported for a while (no heartbeat); it cannot take new databases now", n.Name)
+		default:
+			free = append(free, n.Name)
+		}
+	}
 	node := req.Node
-	if node == "" {
-		node = "n1"
+	if node == "" && len(free) > 0 {
+		node, free = free[0], free[1:]
+	}
+	if req.Replicas > len(free) {
+		return api.Database{}, &api.Error{Status: 409, Message: fmt.Sprintf("cannot place replica %d of %d on a node other than %s: %s",
+			len(free)+1, req.Replicas, strings.Join(append([]string{node}, free...), ", "), why)}
 	}
 	db := tuitest.Database(req.Name, "7.2", req.Flavor, api.StateRunning, node, 64<<20, 1<<20)
+	var reps []tuitest.Lagging
+	for _, n := range free[:req.Replicas] {
+		reps = append(reps, tuitest.Lagging{Node: n})
+	}
+	db = tuitest.WithReplicas(db, reps...)
+	db.Follows = req.Follows
 	db.CreatedAt = time.Now()
 	f.dbs = append(f.dbs, db)
 	return db, nil
@@ -111,7 +152,98 @@ func (f *fakeAPI) DrainNode(_ context.Context, name string) (api.DrainResponse, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drained = append(f.drained, name)
-	return api.DrainResponse{}, &api.Error{Status: 409, Message: "node " + name + " is the only node that takes databases; add a node before draining it"}
+	if name == "n1" {
+		return api.DrainResponse{}, &api.Error{Status: 409, Message: "node " + name + " is the only node that takes databases; add a node before draining it"}
+	}
+	// As the agent does: a primary with a replica linked up elsewhere is
+	// switched over (the fake does not move it), the rest stays.
+	resp := api.DrainResponse{Node: name}
+	for _, db := range f.dbs {
+		for _, in := range db.Instances {
+			if in.Node != name {
+				continue
+			}
+			moved := false
+			if in.Role == "primary" {
+				for _, r := range db.Instances {
+					moved = moved || (r.Replication != nil && r.Replication.LinkStatus == "up" && r.Node != name)
+				}
+			}
+			if moved {
+				resp.Moved = append(resp.Moved, db.Name)
+			} else {
+				resp.Remaining = append(resp.Remaining, db.Name)
+			}
+		}
+	}
+	return resp, nil
+}
+
+func (f *fakeAPI) FailoverDatabase(_ context.Context, name string, req api.FailoverRequest) (api.FailoverResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failovers = append(f.failovers, req)
+	if f.refuse != nil {
+		return api.FailoverResult{}, f.refuse
+	}
+	i := slices.IndexFunc(f.dbs, func(db api.Database) bool { return db.Name == name })
+	if i < 0 {
+		return api.FailoverResult{}, &api.Error{Status: 404, Message: fmt.Sprintf("database %q does not exist", name)}
+	}
+	// The agent's choice: the replica on req.To, or the most up-to-date;
+	// one whose link is down is refused.
+	db := f.dbs[i]
+	db.Instances = slices.Clone(db.Instances)
+	old, best := -1, -1
+	var why []string
+	for j, in := range db.Instances {
+		switch {
+		case in.Role == "primary":
+			old = j
+		case req.To != "" && in.Node != req.To:
+		case in.Replication == nil || in.Replication.LinkStatus != "up":
+			why = append(why, fmt.Sprintf("the replica on %s has its replication link down", in.Node))
+		case best < 0 || in.Offset > db.Instances[best].Offset:
+			best = j
+		}
+	}
+	if best < 0 {
+		return api.FailoverResult{}, &api.Error{Status: 409, Message: fmt.Sprintf("no replica of %s can take over: %s; no change", name, strings.Join(why, "; "))}
+	}
+	db.Instances[old].Role, db.Instances[best].Role = "replica", "primary"
+	db.Epoch++
+	f.dbs[i] = db
+	return api.FailoverResult{Database: db, From: db.Instances[old].Node, To: db.Instances[best].Node, WritePauseMs: 10.4}, nil
+}
+
+func (f *fakeAPI) PromoteDatabase(_ context.Context, name string) (api.Database, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.promoted = append(f.promoted, name)
+	if f.refuse != nil {
+		return api.Database{}, f.refuse
+	}
+	i := slices.IndexFunc(f.dbs, func(db api.Database) bool { return db.Name == name })
+	db := f.dbs[i]
+	at := time.Now()
+	db.PromotedFrom, db.PromotedAt, db.Follows, db.ReadOnly = db.Follows, &at, "", false
+	db.Epoch++
+	f.dbs[i] = db
+	return db, nil
+}
+
+func (f *fakeAPI) UnlinkDatabase(_ context.Context, name string) (api.Database, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unlinked = append(f.unlinked, name)
+	if f.refuse != nil {
+		return api.Database{}, f.refuse
+	}
+	i := slices.IndexFunc(f.dbs, func(db api.Database) bool { return db.Name == name })
+	db := f.dbs[i]
+	db.Follows, db.ReadOnly = "", true
+	f.dbs[i] = db
+	return db, nil
 }
 
 func (f *fakeAPI) set(fn func(f *fakeAPI)) {

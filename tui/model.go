@@ -50,6 +50,10 @@ type op struct {
 	action source.Action
 	target string
 	since  time.Time
+	// req is a create's request; to a failover's target node ("" lets
+	// the agent pick the most up-to-date replica).
+	req api.CreateDatabaseRequest
+	to  string
 }
 
 // Model is the root of the UI: it owns the shared context, routes
@@ -146,7 +150,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		return m.onAction(msg)
 	case createform.SubmitMsg:
 		m.form.SetPending(m.ctx.Now)
-		return m, m.start(source.Create, msg.Request.Name, msg.Request)
+		return m, m.start(op{action: source.Create, target: msg.Request.Name, req: msg.Request})
 	case createform.CancelMsg:
 		m.inForm = false
 		if msg.Pending {
@@ -156,7 +160,8 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 	case confirm.ConfirmedMsg:
 		m.inConfirm = false
 		o := msg.Tag.(op)
-		return m, m.start(o.action, o.target, api.CreateDatabaseRequest{})
+		o.to = msg.Choice
+		return m, m.start(o)
 	case confirm.CancelledMsg:
 		m.inConfirm = false
 		return m, nil
@@ -234,18 +239,25 @@ func (m *Model) updateStale() {
 }
 
 // start sends an action to the agent and tracks it until it answers.
-func (m *Model) start(a source.Action, target string, req api.CreateDatabaseRequest) tea.Cmd {
-	m.pending = append(m.pending, op{action: a, target: target, since: m.ctx.Now})
-	m.ctx.Log.Info("action", "action", a.String(), "target", target)
-	switch a {
+func (m *Model) start(o op) tea.Cmd {
+	o.since = m.ctx.Now
+	m.pending = append(m.pending, o)
+	m.ctx.Log.Info("action", "action", o.action.String(), "target", o.target, "to", o.to)
+	switch o.action {
 	case source.Create:
-		return m.src.Create(req)
+		return m.src.Create(o.req)
 	case source.Restart:
-		return m.src.Restart(target)
+		return m.src.Restart(o.target)
 	case source.Delete:
-		return m.src.Delete(target)
+		return m.src.Delete(o.target)
 	case source.Drain:
-		return m.src.Drain(target)
+		return m.src.Drain(o.target)
+	case source.Failover:
+		return m.src.Failover(o.target, o.to)
+	case source.Promote:
+		return m.src.Promote(o.target)
+	case source.Unlink:
+		return m.src.Unlink(o.target)
 	}
 	return nil
 }
@@ -279,7 +291,14 @@ func (m Model) onAction(r source.ActionMsg) (Model, tea.Cmd) {
 			}
 			m.selectNext = r.Target
 			m.dbs.Select(r.Target)
-			m.setFlash(false, fmt.Sprintf("created %s on %s in %s: %s", r.Target, dblist.PrimaryNode(r.Database), took, r.Database.State))
+			text := fmt.Sprintf("created %s on %s in %s: %s", r.Target, dblist.PrimaryNode(r.Database), took, r.Database.State)
+			if n := len(dblist.Replicas(r.Database)); n > 0 {
+				text += fmt.Sprintf(", with %d replica(s)", n)
+			}
+			if r.Database.Follows != "" {
+				text += ", following " + r.Database.Follows
+			}
+			m.setFlash(false, text)
 		}
 	case source.Restart:
 		if r.Err != nil {
@@ -296,14 +315,41 @@ func (m Model) onAction(r source.ActionMsg) (Model, tea.Cmd) {
 			}
 			m.setFlash(false, fmt.Sprintf("deleted %s", r.Target))
 		}
+	case source.Failover:
+		// A failover can be committed and still fail to settle: the
+		// agent then says so in its error, which is shown whole.
+		if r.Err != nil {
+			m.setFlash(true, fmt.Sprintf("failover %s: %v", r.Target, r.Err))
+		} else {
+			f := r.Failover
+			m.setFlash(false, fmt.Sprintf("failed over %s from %s to %s in %s (epoch %d); writes paused %.1f ms",
+				r.Target, f.From, f.To, took, f.Database.Epoch, f.WritePauseMs))
+		}
+	case source.Promote:
+		if r.Err != nil {
+			m.setFlash(true, fmt.Sprintf("promote %s: %v", r.Target, r.Err))
+		} else {
+			m.setFlash(false, fmt.Sprintf("promoted %s in %s: a writable primary, for good (epoch %d)", r.Target, took, r.Database.Epoch))
+		}
+	case source.Unlink:
+		if r.Err != nil {
+			m.setFlash(true, fmt.Sprintf("unlink %s: %v", r.Target, r.Err))
+		} else {
+			m.setFlash(false, fmt.Sprintf("unlinked %s in %s: it follows nothing and refuses writes until promoted (P)", r.Target, took))
+		}
 	case source.Drain:
 		switch {
 		case r.Err != nil:
 			m.setFlash(true, fmt.Sprintf("drain %s: %v", r.Target, r.Err))
-		case len(r.Drain.Remaining) > 0:
-			m.setFlash(false, fmt.Sprintf("node %s is draining; still there (replicas, primaries with no healthy replica): %s", r.Target, strings.Join(r.Drain.Remaining, ", ")))
 		default:
-			m.setFlash(false, fmt.Sprintf("node %s is draining: no new databases go there", r.Target))
+			text := fmt.Sprintf("node %s is draining: no new databases go there", r.Target)
+			if len(r.Drain.Moved) > 0 {
+				text += "; primaries switched over to a replica elsewhere: " + strings.Join(r.Drain.Moved, ", ")
+			}
+			if len(r.Drain.Remaining) > 0 {
+				text += "; still there (replicas, primaries with no healthy replica): " + strings.Join(r.Drain.Remaining, ", ")
+			}
+			m.setFlash(false, text)
 		}
 	}
 	// Show the effect now rather than at the next tick.
@@ -380,33 +426,29 @@ func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 
 	switch {
 	case m.tab == TabDatabases && m.inDetail:
-		db := m.detail.Database()
-		switch {
-		case key.Matches(k, km.Back):
+		if key.Matches(k, km.Back) {
 			m.inDetail = false
 			return m, nil
-		case key.Matches(k, km.Restart) && !m.detail.Gone():
-			m.askRestart(db)
-			return m, nil
-		case key.Matches(k, km.Delete) && !m.detail.Gone():
-			m.askDelete(db)
-			return m, nil
+		}
+		if !m.detail.Gone() {
+			if next, cmd, ok := m.onDatabaseKey(k, m.detail.Database()); ok {
+				return next, cmd
+			}
 		}
 		m.detail, cmd = m.detail.Update(k)
 		return m, cmd
 	case m.tab == TabDatabases:
 		db, ok := m.dbs.Selected()
+		if ok {
+			if next, cmd, ok := m.onDatabaseKey(k, db); ok {
+				return next, cmd
+			}
+		}
 		switch {
 		case key.Matches(k, km.Open) && ok:
 			m.detail = dbdetail.New(m.ctx, db)
 			m.inDetail = true
 			return m, m.src.URL(db.Name)
-		case key.Matches(k, km.Restart) && ok:
-			m.askRestart(db)
-			return m, nil
-		case key.Matches(k, km.Delete) && ok:
-			m.askDelete(db)
-			return m, nil
 		case key.Matches(k, km.Back) && m.dbs.Filter() == "":
 			m.flash = nil
 			return m, nil
@@ -431,8 +473,52 @@ func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 	return m, nil
 }
 
+// onDatabaseKey runs the actions on one database, the same in the list
+// (on the database under the cursor) and in its detail. ok says k was one
+// of them.
+func (m Model) onDatabaseKey(k tea.KeyMsg, db api.Database) (_ Model, _ tea.Cmd, ok bool) {
+	km := m.ctx.Keys
+	switch {
+	case key.Matches(k, km.Restart):
+		m.askRestart(db)
+	case key.Matches(k, km.Delete):
+		m.askDelete(db)
+	case key.Matches(k, km.Failover):
+		m.askFailover(db)
+	case key.Matches(k, km.Promote):
+		m.askPromote(db)
+	case key.Matches(k, km.Unlink):
+		m.askUnlink(db)
+	case key.Matches(k, km.Replicate):
+		next, cmd := m.openLinkedForm(db)
+		return next, cmd, true
+	default:
+		return m, nil, false
+	}
+	return m, nil, true
+}
+
 func (m Model) openForm() (Model, tea.Cmd) {
-	m.form = createform.New(m.ctx)
+	return m.showForm(createform.New(m.ctx))
+}
+
+// openLinkedForm opens the form of a linked replica of src, unless src
+// cannot be followed: the agent refuses a source that is itself a replica,
+// and the user learns it now rather than after filling the form.
+func (m Model) openLinkedForm(src api.Database) (Model, tea.Cmd) {
+	switch {
+	case src.Follows != "":
+		m.setFlash(true, fmt.Sprintf("cannot replicate %s: it is itself a replica of %s; replicate %s, or promote %s first", src.Name, src.Follows, src.Follows, src.Name))
+		return m, nil
+	case src.ReadOnly:
+		m.setFlash(true, fmt.Sprintf("cannot replicate %s: it is read-only (unlinked); promote it first (P)", src.Name))
+		return m, nil
+	}
+	return m.showForm(createform.NewLinked(m.ctx, src))
+}
+
+func (m Model) showForm(f createform.Model) (Model, tea.Cmd) {
+	m.form = f
 	m.form.SetVersions(m.versions, m.versionsErr)
 	m.form.SetNodes(m.nodes)
 	m.form.SetDatabases(m.dbs.Databases())
@@ -463,10 +549,72 @@ func (m *Model) askDelete(db api.Database) {
 }
 
 func (m *Model) askDrain(n api.Node) {
-	body := fmt.Sprintf("No new database will be placed on %s. The %d instance(s) already there stay: without replicas they cannot move without losing their data.", n.Name, n.Databases)
+	body := fmt.Sprintf("No new database will be placed on %s, and each primary there with a healthy replica on another node is switched over to it (a planned failover: writes pause briefly). The rest of its %d instance(s) stay: replicas, and primaries without one, cannot move without losing their data.", n.Name, n.Databases)
 	if n.Draining {
 		body = fmt.Sprintf("%s is already draining. Drain again to list what is still there.", n.Name)
 	}
 	m.confirm = confirm.NewYesNo(m.ctx, "Drain node "+n.Name+"?", body, op{action: source.Drain, target: n.Name})
+	m.inConfirm = true
+}
+
+// askFailover asks which replica takes over, the most up-to-date one
+// first, with how each stands: the agent refuses one that is down,
+// syncing or too far behind, and the user sees that before choosing.
+func (m *Model) askFailover(db api.Database) {
+	reps := dblist.Replicas(db)
+	if len(reps) == 0 {
+		m.setFlash(true, fmt.Sprintf("cannot fail over %s: it has no replica; a database created with replicas can fail over to one", db.Name))
+		return
+	}
+	choices := []confirm.Choice{{Value: "", Label: "most up-to-date", Detail: "the replica with the highest offset"}}
+	for _, in := range reps {
+		detail := in.State
+		if r := in.Replication; r != nil {
+			detail += " · link " + r.LinkStatus
+			switch {
+			case r.SyncInProgress:
+				detail += " · syncing"
+			case r.LagBytes >= 0:
+				detail += " · lag " + formatSize(r.LagBytes)
+			}
+		}
+		choices = append(choices, confirm.Choice{Value: in.Node, Label: in.Node, Detail: detail})
+	}
+	body := fmt.Sprintf("Writes to %s pause (for about 10 ms) until the chosen replica has every one; it then becomes the primary (epoch %d), the other instances follow it, and clients still on %s are disconnected to find the new primary. No acknowledged write is lost. A replica that is down, syncing or more than 64 MiB behind is refused, and nothing changes.",
+		db.Name, db.Epoch+1, dblist.PrimaryNode(db))
+	m.confirm = confirm.NewChoice(m.ctx, "Fail over "+db.Name+"?", body, "fail over", choices, op{action: source.Failover, target: db.Name})
+	m.inConfirm = true
+}
+
+// askPromote confirms a promote: it is for good, the database stops
+// following its source and takes writes.
+func (m *Model) askPromote(db api.Database) {
+	var body string
+	switch {
+	case db.Follows != "":
+		body = fmt.Sprintf("%s stops following %s and takes writes, for good: the promotion is recorded in the cluster, so no restart makes it follow again. Writes to %s from now on are not copied to it.", db.Name, db.Follows, db.Follows)
+	case db.ReadOnly:
+		body = fmt.Sprintf("%s is read-only (unlinked). Promoted, it takes writes, for good.", db.Name)
+	default:
+		m.setFlash(true, fmt.Sprintf("cannot promote %s: it is already a writable primary; only a linked or unlinked replica can be promoted", db.Name))
+		return
+	}
+	m.confirm = confirm.NewYesNo(m.ctx, "Promote "+db.Name+"?", body, op{action: source.Promote, target: db.Name})
+	m.inConfirm = true
+}
+
+// askUnlink confirms an unlink: the database stops following for good,
+// keeps its data, and stays read-only.
+func (m *Model) askUnlink(db api.Database) {
+	if db.Follows == "" {
+		why := "it follows nothing; unlink applies to a linked replica"
+		if db.ReadOnly {
+			why = "it is unlinked already; P promotes it"
+		}
+		m.setFlash(true, fmt.Sprintf("cannot unlink %s: %s", db.Name, why))
+		return
+	}
+	body := fmt.Sprintf("%s stops following %s and keeps its data as it is now, read-only: writes get NOPERM until it is promoted. This cannot be undone: to follow %s again, create a new linked replica of it (L).", db.Name, db.Follows, db.Follows)
+	m.confirm = confirm.NewYesNo(m.ctx, "Unlink "+db.Name+"?", body, op{action: source.Unlink, target: db.Name})
 	m.inConfirm = true
 }

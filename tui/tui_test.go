@@ -134,10 +134,13 @@ func TestScreens(t *testing.T) {
 	}{
 		{"cluster", nil},
 		{"databases", []string{"2"}},
-		{"detail", []string{"2", "down", "enter"}},
+		{"databases-end", []string{"2", "G"}},
+		{"detail", []string{"2", "G", "enter", "down"}},
 		{"create", []string{"2", "n", "orders-eu", "tab", "1gb"}},
 		{"delete", []string{"2", "D", "cac"}},
 		{"restart", []string{"2", "down", "down", "R"}},
+		{"failover", []string{"2", "G", "F", "down"}},
+		{"replica", []string{"2", "/", "orders", "enter", "L", "orders-eu"}},
 		{"events", []string{"3"}},
 		{"keys", []string{"?"}},
 	} {
@@ -250,7 +253,7 @@ func TestNoLeader(t *testing.T) {
 // the form closes on the databases with the new one under the cursor.
 func TestCreateFromForm(t *testing.T) {
 	f := newFake(5)
-	m, cmds := keys(live(t, f, 80, 24), "n", "fresh", "enter", "48mb", "enter", "right", "right", "enter", "enter", "enter", "enter")
+	m, cmds := keys(live(t, f, 80, 24), "n", "fresh", "enter", "48mb", "enter", "right", "right", "enter", "enter", "enter", "enter", "enter")
 	m = run(t, m, cmds...)
 	want := api.CreateDatabaseRequest{Name: "fresh", Memory: "48mb", Flavor: "nordb", Version: "7.2"}
 	if !slices.Equal(f.created, []api.CreateDatabaseRequest{want}) {

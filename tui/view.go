@@ -2,12 +2,15 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 
+	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+	"github.com/redis-appliance/redis-appliance/tui/components/dblist"
 	"github.com/redis-appliance/redis-appliance/tui/layout"
 	"github.com/redis-appliance/redis-appliance/tui/uictx"
 )
@@ -111,6 +114,8 @@ func (m Model) tabsView() string {
 		crumb = "keys"
 	case m.inConfirm:
 		crumb = "confirm"
+	case m.inForm && m.form.Source() != "":
+		crumb = "new linked replica of " + m.form.Source()
 	case m.inForm:
 		crumb = "new database"
 	case m.tab == TabDatabases && m.inDetail:
@@ -258,38 +263,101 @@ func wrap(ctx *uictx.Context, s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// shortHelp returns the keys of the current view for the footer.
-func (m Model) shortHelp() []key.Binding {
+// hint is a key in the footer. drop orders which hints give way when the
+// line is too narrow, as table columns do: the highest first, 0 never.
+// `?` lists them all.
+type hint struct {
+	b    key.Binding
+	drop int
+}
+
+// shortHelp returns the keys of the current view for the footer. The
+// actions on a database are those it can take: failover with replicas,
+// promote and unlink for a replica that follows, replicate for a source
+// that can be followed.
+func (m Model) shortHelp() []hint {
 	km := m.ctx.Keys
+	keep := func(bs ...key.Binding) []hint {
+		out := make([]hint, len(bs))
+		for i, b := range bs {
+			out[i] = hint{b: b}
+		}
+		return out
+	}
 	switch {
 	case m.inHelp:
-		return []key.Binding{km.Help, km.Back}
+		return keep(km.Help, km.Back)
 	case m.inConfirm, m.inForm:
-		return []key.Binding{km.Back, km.ForceQuit}
+		return keep(km.Back, km.ForceQuit)
 	case m.tab == TabDatabases && m.inDetail:
-		return []key.Binding{km.Reveal, km.Restart, km.Delete, km.Back, km.Help, km.Quit}
+		hs := []hint{{km.Reveal, 3}}
+		if !m.detail.Gone() {
+			hs = append(hs, m.databaseHints(m.detail.Database())...)
+		}
+		return append(hs, hint{km.Back, 2}, hint{km.Help, 0}, hint{km.Quit, 5})
 	case m.tab == TabDatabases && m.dbs.Capturing():
-		return []key.Binding{
+		return keep(
 			key.NewBinding(key.WithHelp("enter", "keep the filter")),
 			key.NewBinding(key.WithHelp("esc", "clear it")),
 			km.ForceQuit,
-		}
+		)
 	case m.tab == TabDatabases:
-		return []key.Binding{km.Open, km.Filter, km.Sort, km.New, km.Restart, km.Delete, km.Help, km.Quit}
+		hs := []hint{{km.Open, 0}, {km.Filter, 2}, {km.Sort, 4}, {km.New, 3}}
+		if db, ok := m.dbs.Selected(); ok {
+			hs = append(hs, m.databaseHints(db)...)
+		}
+		return append(hs, hint{km.Help, 0}, hint{km.Quit, 5})
 	case m.tab == TabCluster:
-		return []key.Binding{km.Drain, km.New, km.NextTab, km.Help, km.Quit}
+		return keep(km.Drain, km.New, km.NextTab, km.Help, km.Quit)
 	}
-	return []key.Binding{km.NextTab, km.Help, km.Quit}
+	return keep(km.NextTab, km.Help, km.Quit)
+}
+
+// databaseHints are the actions db can take, for the footer.
+func (m Model) databaseHints(db api.Database) []hint {
+	km := m.ctx.Keys
+	var hs []hint
+	if len(dblist.Replicas(db)) > 0 {
+		hs = append(hs, hint{km.Failover, 0})
+	}
+	if db.Follows != "" || db.ReadOnly {
+		hs = append(hs, hint{km.Promote, 0})
+	}
+	if db.Follows != "" {
+		hs = append(hs, hint{km.Unlink, 0})
+	}
+	if db.Follows == "" && !db.ReadOnly {
+		hs = append(hs, hint{km.Replicate, 1})
+	}
+	return append(hs, hint{km.Restart, 0}, hint{km.Delete, 0})
 }
 
 func (m Model) footerView() string {
 	st := m.ctx.Styles
-	var parts []string
-	for _, b := range m.shortHelp() {
-		h := b.Help()
-		parts = append(parts, st.Key.Render(h.Key)+" "+st.Faint.Render(h.Desc))
+	hs := m.shortHelp()
+	render := func() string {
+		parts := make([]string, len(hs))
+		for i, h := range hs {
+			help := h.b.Help()
+			parts[i] = st.Key.Render(help.Key) + " " + st.Faint.Render(help.Desc)
+		}
+		return strings.Join(parts, "  ")
 	}
-	return layout.Truncate(strings.Join(parts, "  "), m.ctx.Width)
+	line := render()
+	for layout.Width(line) > m.ctx.Width {
+		drop, worst := -1, 0
+		for i, h := range hs {
+			if h.drop > worst {
+				drop, worst = i, h.drop
+			}
+		}
+		if drop < 0 {
+			break
+		}
+		hs = slices.Delete(hs, drop, drop+1)
+		line = render()
+	}
+	return layout.Truncate(line, m.ctx.Width)
 }
 
 // helpView lists every key, in columns filled top to bottom.

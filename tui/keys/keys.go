@@ -36,6 +36,12 @@ type KeyMap struct {
 	Delete  key.Binding
 	Reveal  key.Binding
 
+	// Replication of a database.
+	Failover  key.Binding
+	Promote   key.Binding
+	Unlink    key.Binding
+	Replicate key.Binding
+
 	// Nodes.
 	Drain key.Binding
 
@@ -81,6 +87,12 @@ func Default() KeyMap {
 		Delete:  b("D", "delete", "D"),
 		Reveal:  b("r", "password", "r"),
 
+		// Capitals, as restart and delete: they change the cluster.
+		Failover:  b("F", "failover", "F"),
+		Promote:   b("P", "promote", "P"),
+		Unlink:    b("U", "unlink", "U"),
+		Replicate: b("L", "replicate", "L"),
+
 		Drain: b("d", "drain", "d"),
 
 		NextField: b("tab/↓", "next field", "tab", "down"),
@@ -108,10 +120,11 @@ func (k KeyMap) Groups() []Group {
 			h("esc", "back, close"), h("q", "quit"), h("ctrl+c", "quit anywhere")}},
 		{"Lists", []key.Binding{h("↑↓ j k", "move"), h("pgup pgdn", "page"), h("g G", "first, last")}},
 		{"Cluster", []key.Binding{h("d", "drain node")}},
-		{"Database detail", []key.Binding{h("r", "show password"), h("R D", "restart, delete"), h("esc", "back to list")}},
-		{"Databases", []key.Binding{h("enter", "open detail"), h("/", "filter"), h("s", "sort column"), h("S", "reverse sort"),
-			h("n", "new database"), h("R", "restart"), h("D", "delete")}},
+		{"Database detail", []key.Binding{h("r", "show password"), h("F L P U", "as in the list"), h("R D", "restart, delete"), h("esc", "back to list")}},
+		{"Databases", []key.Binding{h("enter", "open detail"), h("/", "filter"), h("s S", "sort, reverse"),
+			h("n", "new database"), h("L", "linked replica"), h("F", "planned failover"),
+			h("P U", "promote, unlink"), h("R", "restart"), h("D", "delete")}},
 		{"Forms, dialogs", []key.Binding{h("tab ↓", "next field"), h("S-tab ↑", "previous field"), h("← →", "choose"),
-			h("enter", "next, create"), h("ctrl+s", "create"), h("y n", "yes, no"), h("esc", "cancel")}},
+			h("↑↓", "pick (failover)"), h("enter", "next, create"), h("ctrl+s", "create"), h("y n", "yes, no"), h("esc", "cancel")}},
 	}
 }

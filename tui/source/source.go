@@ -27,12 +27,16 @@ type API interface {
 	RestartDatabase(ctx context.Context, name string) (api.Database, error)
 	DeleteDatabase(ctx context.Context, name string) error
 	DrainNode(ctx context.Context, name string) (api.DrainResponse, error)
+	FailoverDatabase(ctx context.Context, name string, req api.FailoverRequest) (api.FailoverResult, error)
+	PromoteDatabase(ctx context.Context, name string) (api.Database, error)
+	UnlinkDatabase(ctx context.Context, name string) (api.Database, error)
 }
 
 var _ API = (*api.Client)(nil)
 
-// ActionTimeout bounds a create, restart, delete or drain. The agent answers
-// a create or restart once redis-server runs, which takes seconds; the API
+// ActionTimeout bounds every action. The agent answers a create, restart,
+// promote or unlink once redis-server runs in its new role, and a failover
+// once the roles are applied, which takes seconds; the API
 // client gives up after two minutes, and this is a little longer so the
 // client's own, clearer error wins.
 const ActionTimeout = 2*time.Minute + 10*time.Second
@@ -158,6 +162,9 @@ const (
 	Restart
 	Delete
 	Drain
+	Failover
+	Promote
+	Unlink
 )
 
 // String returns the verb ("restart").
@@ -171,6 +178,12 @@ func (a Action) String() string {
 		return "delete"
 	case Drain:
 		return "drain"
+	case Failover:
+		return "failover"
+	case Promote:
+		return "promote"
+	case Unlink:
+		return "unlink"
 	}
 	return fmt.Sprintf("action %d", int(a))
 }
@@ -186,6 +199,12 @@ func (a Action) Ongoing() string {
 		return "deleting"
 	case Drain:
 		return "draining"
+	case Failover:
+		return "failing over"
+	case Promote:
+		return "promoting"
+	case Unlink:
+		return "unlinking"
 	}
 	return a.String()
 }
@@ -198,10 +217,13 @@ type ActionMsg struct {
 	Err    error
 	// Took is how long the agent took to answer.
 	Took time.Duration
-	// Database is the database after a create or restart.
+	// Database is the database after a create, restart, promote or
+	// unlink.
 	Database api.Database
 	// Drain is what a drain left on the node.
 	Drain api.DrainResponse
+	// Failover is the switchover's outcome: the nodes, the write pause.
+	Failover api.FailoverResult
 }
 
 // Create asks for a new database; the agent answers once it runs.
@@ -231,6 +253,32 @@ func (s *Source) Delete(name string) tea.Cmd {
 func (s *Source) Drain(node string) tea.Cmd {
 	return s.act(Drain, node, func(ctx context.Context, m *ActionMsg) (err error) {
 		m.Drain, err = s.api.DrainNode(ctx, node)
+		return err
+	})
+}
+
+// Failover switches the database's primary over to its replica on node
+// to, or to the most up-to-date replica when to is empty.
+func (s *Source) Failover(name, to string) tea.Cmd {
+	return s.act(Failover, name, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.Failover, err = s.api.FailoverDatabase(ctx, name, api.FailoverRequest{To: to})
+		m.Database = m.Failover.Database
+		return err
+	})
+}
+
+// Promote makes a linked or unlinked replica a writable primary.
+func (s *Source) Promote(name string) tea.Cmd {
+	return s.act(Promote, name, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.Database, err = s.api.PromoteDatabase(ctx, name)
+		return err
+	})
+}
+
+// Unlink stops a linked replica following its source; it stays read-only.
+func (s *Source) Unlink(name string) tea.Cmd {
+	return s.act(Unlink, name, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.Database, err = s.api.UnlinkDatabase(ctx, name)
 		return err
 	})
 }

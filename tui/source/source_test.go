@@ -47,6 +47,8 @@ func TestActionNames(t *testing.T) {
 	for a, want := range map[source.Action][2]string{
 		source.Create: {"create", "creating"}, source.Restart: {"restart", "restarting"},
 		source.Delete: {"delete", "deleting"}, source.Drain: {"drain", "draining"},
+		source.Failover: {"failover", "failing over"}, source.Promote: {"promote", "promoting"},
+		source.Unlink: {"unlink", "unlinking"},
 	} {
 		if a.String() != want[0] || a.Ongoing() != want[1] {
 			t.Errorf("%d: %s %s", a, a.String(), a.Ongoing())
@@ -54,5 +56,29 @@ func TestActionNames(t *testing.T) {
 	}
 	if e := (source.SnapshotMsg{NodesErr: errors.New("x")}).Err(); e == nil {
 		t.Fatal("nodes error lost")
+	}
+}
+
+// failoverAPI is a fake agent that records the failover asked of it.
+type failoverAPI struct {
+	source.API
+	got api.FailoverRequest
+}
+
+func (f *failoverAPI) FailoverDatabase(_ context.Context, name string, req api.FailoverRequest) (api.FailoverResult, error) {
+	f.got = req
+	return api.FailoverResult{Database: api.Database{Name: name, Epoch: 4}, From: "n2", To: "n3", WritePauseMs: 9.8}, nil
+}
+
+// TestFailoverCarriesTheTarget: the node picked reaches the agent, and
+// its answer (the nodes, the write pause, the database) comes back whole.
+func TestFailoverCarriesTheTarget(t *testing.T) {
+	f := &failoverAPI{}
+	msg := source.New(context.Background(), f, time.Second).Failover("sessions", "n3")().(source.ActionMsg)
+	if f.got.To != "n3" || msg.Action != source.Failover || msg.Target != "sessions" || msg.Err != nil {
+		t.Fatalf("asked %+v, got %+v", f.got, msg)
+	}
+	if msg.Failover.WritePauseMs != 9.8 || msg.Failover.To != "n3" || msg.Database.Epoch != 4 {
+		t.Fatalf("result lost: %+v", msg)
 	}
 }

@@ -63,3 +63,47 @@ func TestYesNo(t *testing.T) {
 		}
 	}
 }
+
+func choice(h int) confirm.Model {
+	m := confirm.NewChoice(tuitest.Context(80, h), "Fail over sessions?",
+		"Writes to sessions pause until the chosen replica has every one; it then becomes the primary.", "fail over",
+		[]confirm.Choice{{Value: "", Label: "most up-to-date", Detail: "the agent picks"}, {Value: "n3", Label: "n3", Detail: "link up · lag 0 B"}, {Value: "n1", Label: "n1", Detail: "link down"}}, "tag")
+	m.SetSize(80, h)
+	return m
+}
+
+// TestChoice: ↑↓ (or j k, tab) move the pick, which stays in range; y or
+// enter confirm with the value picked; n and esc cancel.
+func TestChoice(t *testing.T) {
+	m, msg := send(choice(16), tuitest.Key("down"), tuitest.Key("down"), tuitest.Key("down"), tuitest.Key("up"))
+	if msg != nil || m.Picked() != "n3" {
+		t.Fatalf("picked %q, msg %v", m.Picked(), msg)
+	}
+	tuitest.Golden(t, m.View())
+	for k, want := range map[string]tea.Msg{
+		"y": confirm.ConfirmedMsg{Tag: "tag", Choice: "n3"}, "enter": confirm.ConfirmedMsg{Tag: "tag", Choice: "n3"},
+		"n": confirm.CancelledMsg{Tag: "tag"}, "esc": confirm.CancelledMsg{Tag: "tag"}, "x": nil,
+	} {
+		if _, got := send(m, tuitest.Key(k)); got != want {
+			t.Errorf("%s: got %#v, want %#v", k, got, want)
+		}
+	}
+	if _, got := send(choice(16), tuitest.Key("k"), tuitest.Key("enter")); got != (confirm.ConfirmedMsg{Tag: "tag"}) {
+		t.Errorf("up from the first: %#v", got)
+	}
+}
+
+// TestShortScreen: when the dialog does not fit, its explanation is cut,
+// never the choices or the keys that answer it.
+func TestShortScreen(t *testing.T) {
+	v := choice(11).View()
+	lines := strings.Split(v, "\n")
+	if len(lines) != 11 {
+		t.Fatalf("%d lines:\n%s", len(lines), v)
+	}
+	for _, w := range []string{"Fail over sessions?", "most up-to-date", "n1", "y/enter fail over", "…", "╰"} {
+		if !strings.Contains(v, w) {
+			t.Fatalf("no %q:\n%s", w, v)
+		}
+	}
+}

@@ -1,17 +1,23 @@
 // Package createform is the form that creates a database: name, memory
-// plan, flavor, version and, optionally, the node.
+// plan, flavor, version and, optionally, the node and a number of
+// replicas. Made with NewLinked, it creates a linked replica of a database
+// instead: only the name and, optionally, the node are asked, the rest is
+// the source's.
 //
 // It checks what it can before anything is sent, with the rules the agent
 // applies: the name against raftstate.NameRE, the plan with
-// sizing.ParseSize and the minimum plan, and the fit with sizing.Check
-// against the nodes' last reported hardware and allocations. The agent
-// stays the judge: whatever it answers is shown in the form, which stays
-// open so the user can correct it.
+// sizing.ParseSize and the minimum plan, the replicas as a whole number,
+// and the fit with sizing.Check against the nodes' last reported hardware
+// and allocations: the primary's node, and as many other nodes with room as
+// there are replicas. The agent stays the judge: whatever it answers is
+// shown in the form, which stays open so the user can correct it.
 package createform
 
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,8 +48,17 @@ const (
 	fFlavor
 	fVersion
 	fNode
+	fReplicas
 	fSubmit
-	nFields
+)
+
+// The fields of each form, in the order tab visits them. Replicas come
+// after the node: the node places the primary, each replica goes on
+// another. On a one-node cluster there is no other node, and the field is
+// left out (see replicasOffered).
+var (
+	databaseFields = []field{fName, fMemory, fFlavor, fVersion, fNode, fReplicas, fSubmit}
+	linkedFields   = []field{fName, fNode, fSubmit}
 )
 
 type choice struct{ value, label, detail string }
@@ -58,8 +73,13 @@ var flavors = []choice{
 type Model struct {
 	ctx      *uictx.Context
 	focus    field
+	fields   []field
 	name     textinput.Model
 	memory   textinput.Model
+	replicas textinput.Model
+	// source is the database a linked replica follows; nil for a new
+	// database.
+	source   *api.Database
 	flavor   int
 	versions []choice
 	version  int
@@ -83,13 +103,36 @@ func New(ctx *uictx.Context) Model {
 		ctx: ctx,
 		// No placeholders: without colours they would look typed in. The
 		// hints under the fields say what to type.
-		name:   components.NewInput(st, "", "", 40),
-		memory: components.NewInput(st, "", "", 20),
+		fields:   databaseFields,
+		name:     components.NewInput(st, "", "", 40),
+		memory:   components.NewInput(st, "", "", 20),
+		replicas: components.NewInput(st, "", "", 3),
 	}
-	m.name.Width, m.memory.Width = 40, 20
+	m.name.Width, m.memory.Width, m.replicas.Width = 40, 20, 4
 	m.name.Focus()
 	m.SetVersions(nil, nil)
 	return m
+}
+
+// NewLinked returns the form of a linked replica of src: a database of
+// its own, with src's version, flavor and plan, that follows src.
+func NewLinked(ctx *uictx.Context, src api.Database) Model {
+	m := New(ctx)
+	m.fields, m.source = linkedFields, &src
+	for i, f := range flavors {
+		if f.value == src.Flavor {
+			m.flavor = i
+		}
+	}
+	return m
+}
+
+// Source returns the database a linked replica follows, or "".
+func (m Model) Source() string {
+	if m.source == nil {
+		return ""
+	}
+	return m.source.Name
 }
 
 // SetSize sets the area the form is centred in.
@@ -139,6 +182,9 @@ func (m *Model) SetNodes(nodes []api.Node) {
 			m.node = i + 1
 		}
 	}
+	if m.focus == fReplicas && !m.replicasOffered() {
+		m.setFocus(fNode)
+	}
 }
 
 // SetDatabases sets the names already taken.
@@ -168,15 +214,38 @@ func (m Model) nodeName() string {
 	return m.nodes[m.node-1].Name
 }
 
-// Request returns the request the form describes.
+// Request returns the request the form describes. A linked replica's
+// version, flavor and plan are left to the agent, which takes the
+// source's.
 func (m Model) Request() api.CreateDatabaseRequest {
-	return api.CreateDatabaseRequest{
-		Name:    m.Name(),
-		Memory:  strings.TrimSpace(m.memory.Value()),
-		Flavor:  flavors[m.flavor].value,
-		Version: m.versions[m.version].value,
-		Node:    m.nodeName(),
+	if m.source != nil {
+		return api.CreateDatabaseRequest{Name: m.Name(), Node: m.nodeName(), Follows: m.source.Name}
 	}
+	n, _ := m.replicaCount()
+	if !m.replicasOffered() {
+		n = 0
+	}
+	return api.CreateDatabaseRequest{
+		Name:     m.Name(),
+		Memory:   strings.TrimSpace(m.memory.Value()),
+		Flavor:   flavors[m.flavor].value,
+		Version:  m.versions[m.version].value,
+		Node:     m.nodeName(),
+		Replicas: n,
+	}
+}
+
+// replicaCount reads the replicas field: empty is none.
+func (m Model) replicaCount() (int, error) {
+	s := strings.TrimSpace(m.replicas.Value())
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("replicas must be a whole number, 0 or more, not %q", s)
+	}
+	return n, nil
 }
 
 // nameErr checks the name with the agent's rule.
@@ -193,8 +262,12 @@ func (m Model) nameErr() error {
 	return nil
 }
 
-// plan parses the memory plan with the agent's rules.
+// plan parses the memory plan with the agent's rules; a linked replica's
+// is its source's.
 func (m Model) plan() (int64, error) {
+	if m.source != nil {
+		return m.source.MemoryBytes, nil
+	}
 	s := strings.TrimSpace(m.memory.Value())
 	if s == "" {
 		return 0, errors.New("a memory plan is required, e.g. 256mb")
@@ -209,42 +282,102 @@ func (m Model) plan() (int64, error) {
 	return n, nil
 }
 
-// fitErr runs the agent's fit check against the nodes as last reported:
-// the chosen node, or with automatic placement every node that takes new
-// databases (an error only when none fits). It says nothing while the data
-// is stale or a node has not reported its hardware, rather than guess.
+// take says whether node n can take one more instance of the plan, as
+// the agent's placement decides: not draining, heard from lately, with
+// room. known is false when n has not reported its hardware: then the form
+// says nothing, rather than guess.
+func (m Model) take(n api.Node, plan int64) (known bool, err error) {
+	switch {
+	case n.Draining:
+		return true, fmt.Errorf("node %s is draining and takes no new databases", n.Name)
+	case n.Hardware.MemTotal == 0:
+		return false, nil
+	case !n.Healthy:
+		return true, fmt.Errorf("node %s has not reported for a while (no heartbeat); it cannot take new databases now", n.Name)
+	}
+	alloc := sizing.Allocation{Memory: n.AllocatedMemory, Disk: n.AllocatedDisk}
+	flavor := raftstate.Flavor(flavors[m.flavor].value)
+	return true, sizing.Check(n.Hardware, sizing.DefaultPolicy(n.Hardware), alloc, flavor, plan, n.Name)
+}
+
+// fitErr runs the agent's fit check for the primary against the nodes as
+// last reported: the chosen node, or with automatic placement every node
+// (an error only when none fits). It says nothing while the data is stale,
+// rather than guess.
 func (m Model) fitErr(plan int64) error {
 	if m.ctx.Stale || len(m.nodes) == 0 {
 		return nil
 	}
-	flavor := raftstate.Flavor(flavors[m.flavor].value)
-	// check reports whether n's hardware is known, and if so whether the
-	// plan fits there.
-	check := func(n api.Node) (bool, error) {
-		if n.Hardware.MemTotal == 0 {
-			return false, nil
-		}
-		alloc := sizing.Allocation{Memory: n.AllocatedMemory, Disk: n.AllocatedDisk}
-		return true, sizing.Check(n.Hardware, sizing.DefaultPolicy(n.Hardware), alloc, flavor, plan, n.Name)
-	}
 	if m.node > 0 {
-		_, err := check(m.nodes[m.node-1])
+		_, err := m.take(m.nodes[m.node-1], plan)
 		return err
 	}
 	var first error
 	for _, n := range m.nodes {
-		if n.Draining {
-			continue
-		}
-		known, err := check(n)
+		known, err := m.take(n, plan)
 		if !known || err == nil {
 			return nil
 		}
-		if first == nil {
+		if first == nil && !n.Draining {
 			first = err
 		}
 	}
+	if first == nil {
+		first = errors.New("no node can take new databases (all draining?); see the cluster view")
+	}
 	return first
+}
+
+// replicasErr checks that the primary and its replicas can each have a
+// node of their own with room, as the agent places them.
+func (m Model) replicasErr(plan int64, replicas int) error {
+	if replicas == 0 || m.ctx.Stale || len(m.nodes) == 0 {
+		return nil
+	}
+	noun := "replicas"
+	if replicas == 1 {
+		noun = "replica"
+	}
+	if need := replicas + 1; need > len(m.nodes) {
+		return fmt.Errorf("%d %s need %d nodes (each instance on its own node); the cluster has %d: ask for fewer, or add nodes with redis-appliance cluster join",
+			replicas, noun, need, len(m.nodes))
+	}
+	pin := m.nodeName()
+	var room, without []string
+	others := 0
+	for _, n := range m.nodes {
+		known, err := m.take(n, plan)
+		switch {
+		case !known || err == nil:
+			room = append(room, n.Name)
+			if n.Name != pin {
+				others++
+			}
+		case n.Draining:
+			without = append(without, n.Name+" is draining")
+		case !n.Healthy:
+			without = append(without, n.Name+" is not reporting")
+		default:
+			without = append(without, n.Name+" lacks room")
+		}
+	}
+	need := replicas + 1
+	if pin != "" {
+		need = replicas
+	}
+	if others >= need {
+		return nil
+	}
+	have := "no node has room"
+	switch len(room) {
+	case 0:
+	case 1:
+		have = "only " + room[0] + " has room"
+	default:
+		have = "only " + strings.Join(room, ", ") + " have room"
+	}
+	return fmt.Errorf("the primary and %d %s need %d nodes with room, one each; %s (%s): ask for fewer replicas or a smaller plan, or add a node",
+		replicas, noun, replicas+1, have, strings.Join(without, ", "))
 }
 
 // problems returns every reason the form cannot be sent, by field.
@@ -256,8 +389,20 @@ func (m Model) problems() map[field]error {
 	plan, err := m.plan()
 	if err != nil {
 		p[fMemory] = err
-	} else if err := m.fitErr(plan); err != nil {
+		return p
+	}
+	if err := m.fitErr(plan); err != nil {
 		p[fNode] = err
+	}
+	if !m.replicasOffered() {
+		return p
+	}
+	n, err := m.replicaCount()
+	if err == nil {
+		err = m.replicasErr(plan, n)
+	}
+	if err != nil {
+		p[fReplicas] = err
 	}
 	return p
 }
@@ -287,10 +432,13 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 		return m, nil
 	}
 	switch m.focus {
-	case fName, fMemory:
+	case fName, fMemory, fReplicas:
 		in := &m.name
-		if m.focus == fMemory {
+		switch m.focus {
+		case fMemory:
 			in = &m.memory
+		case fReplicas:
+			in = &m.replicas
 		}
 		var cmd tea.Cmd
 		*in, cmd = in.Update(msg)
@@ -321,18 +469,44 @@ func (m *Model) cycle(d int) {
 }
 
 func (m *Model) move(d int) {
-	m.setFocus(field((int(m.focus) + d + int(nFields)) % int(nFields)))
+	i := 0
+	fields := m.activeFields()
+	for j, f := range fields {
+		if f == m.focus {
+			i = j
+		}
+	}
+	n := len(fields)
+	m.setFocus(fields[((i+d)%n+n)%n])
+}
+
+// replicasOffered says the replicas field is in the form: not for a
+// linked replica, and not on a cluster known to have one node, where a
+// replica would have nowhere to go.
+func (m Model) replicasOffered() bool {
+	return m.source == nil && len(m.nodes) != 1
+}
+
+// activeFields are the fields tab visits now.
+func (m Model) activeFields() []field {
+	if m.replicasOffered() {
+		return m.fields
+	}
+	return slices.DeleteFunc(slices.Clone(m.fields), func(f field) bool { return f == fReplicas })
 }
 
 func (m *Model) setFocus(f field) {
 	m.focus = f
 	m.name.Blur()
 	m.memory.Blur()
+	m.replicas.Blur()
 	switch f {
 	case fName:
 		m.name.Focus()
 	case fMemory:
 		m.memory.Focus()
+	case fReplicas:
+		m.replicas.Focus()
 	}
 }
 
@@ -340,7 +514,7 @@ func (m Model) submit() (Model, tea.Cmd) {
 	p := m.problems()
 	if len(p) > 0 {
 		m.tried = true
-		for f := fName; f < nFields; f++ {
+		for _, f := range m.activeFields() {
 			if p[f] != nil {
 				m.setFocus(f)
 				break
@@ -352,13 +526,61 @@ func (m Model) submit() (Model, tea.Cmd) {
 	return m, func() tea.Msg { return SubmitMsg{Request: req} }
 }
 
+// lines collects what the form draws. A spare line may go when the
+// screen is too short for all: the highest spare first, the last of equals
+// first, so that errors, the fields and the button stay in sight.
+type lines struct {
+	text  []string
+	spare []int
+}
+
+// Spare levels: what goes first on a short screen.
+const (
+	keep     = 0
+	keysHint = 1 // the line of keys at the bottom
+	hintLine = 2 // a field's hint, not its error
+	blank    = 3
+)
+
+func (l *lines) add(s string, spare int) {
+	for _, t := range strings.Split(s, "\n") {
+		l.text = append(l.text, t)
+		l.spare = append(l.spare, spare)
+	}
+}
+
+// fit drops spare lines until at most h are left.
+func (l lines) fit(h int) string {
+	text, spare := slices.Clone(l.text), slices.Clone(l.spare)
+	for len(text) > h {
+		drop := -1
+		for i, s := range spare {
+			if s > 0 && (drop < 0 || s >= spare[drop]) {
+				drop = i
+			}
+		}
+		if drop < 0 {
+			break
+		}
+		text, spare = slices.Delete(text, drop, drop+1), slices.Delete(spare, drop, drop+1)
+	}
+	return strings.Join(text, "\n")
+}
+
 // View draws the form in a frame centred in its area.
 func (m Model) View() string {
 	st := m.ctx.Styles
 	inner := min(m.width-4, 74)
 	p := m.problems()
-	var b strings.Builder
-	b.WriteString(st.Title.Render("NEW DATABASE") + "\n\n")
+	var b lines
+	if src := m.source; src != nil {
+		b.add(st.Title.Render("NEW LINKED REPLICA OF "+src.Name), keep)
+		b.add(st.Faint.Width(inner).Render(fmt.Sprintf("A database of its own (name, password, URL) with the source's %s, %s and %s plan. It follows %s and refuses writes until promoted.",
+			src.Version, src.Flavor, sizing.FormatSize(src.MemoryBytes), src.Name)), keep)
+	} else {
+		b.add(st.Title.Render("NEW DATABASE"), keep)
+	}
+	b.add("", blank)
 
 	row := func(f field, label, value string) {
 		mark := "  "
@@ -367,18 +589,18 @@ func (m Model) View() string {
 			mark = st.Focused.Render("▸ ")
 			lbl = st.Focused.Render(layout.Pad(label, 9))
 		}
-		b.WriteString(mark + lbl + value + "\n")
+		b.add(mark+lbl+value, keep)
 	}
 	// note shows an error once the field was typed in or a submit was
 	// tried, or else a hint.
 	note := func(f field, typed bool, hint string) {
-		line := st.Faint.Render(layout.Truncate(hint, inner-11))
 		if err := p[f]; err != nil && (typed || m.tried) {
-			line = st.Err.Width(inner - 11).Render(err.Error())
+			for _, l := range strings.Split(st.Err.Width(inner-11).Render(err.Error()), "\n") {
+				b.add(strings.Repeat(" ", 11)+l, keep)
+			}
+			return
 		}
-		for _, l := range strings.Split(line, "\n") {
-			b.WriteString(strings.Repeat(" ", 11) + l + "\n")
-		}
+		b.add(strings.Repeat(" ", 11)+st.Faint.Render(layout.Truncate(hint, inner-11)), hintLine)
 	}
 	pick := func(c choice, focused bool) string {
 		v := c.label
@@ -387,39 +609,79 @@ func (m Model) View() string {
 		}
 		return layout.Pad(v, 12) + st.Faint.Render(c.detail)
 	}
+	// wide shows an error under its row, the whole width: the agent's
+	// sizing errors are long and say what to do.
+	wide := func(err error) {
+		if err != nil {
+			b.add(st.Err.Width(inner).Render(err.Error()), keep)
+		}
+	}
 
 	row(fName, "Name", m.name.View())
-	note(fName, m.name.Value() != "", "e.g. cache: lowercase letters, digits and hyphens")
-	row(fMemory, "Memory", m.memory.View())
-	hint := "e.g. 256mb or 2gb: the plan (maxmemory), at least " + sizing.FormatSize(sizing.MinPlan)
-	if plan, err := m.plan(); err == nil {
-		mem, disk := sizing.Need(raftstate.Flavor(flavors[m.flavor].value), plan)
-		hint = fmt.Sprintf("= %s; needs %s memory, %s disk on its node", sizing.FormatSize(plan), sizing.FormatSize(mem), sizing.FormatSize(disk))
+	example := "cache"
+	if m.source != nil {
+		example = m.source.Name + "-copy"
 	}
-	note(fMemory, m.memory.Value() != "", hint)
-	row(fFlavor, "Flavor", pick(flavors[m.flavor], m.focus == fFlavor))
-	row(fVersion, "Version", pick(m.versions[m.version], m.focus == fVersion))
+	note(fName, m.name.Value() != "", "e.g. "+example+": lowercase letters, digits and hyphens")
+	replicas, repErr := m.replicaCount()
+	if !m.replicasOffered() {
+		replicas = 0
+	}
+	if m.source == nil {
+		row(fMemory, "Memory", m.memory.View())
+		hint := "e.g. 256mb or 2gb: the plan (maxmemory), at least " + sizing.FormatSize(sizing.MinPlan)
+		if plan, err := m.plan(); err == nil {
+			mem, disk := sizing.Need(raftstate.Flavor(flavors[m.flavor].value), plan)
+			hint = fmt.Sprintf("= %s; needs %s memory, %s disk on its node", sizing.FormatSize(plan), sizing.FormatSize(mem), sizing.FormatSize(disk))
+			if repErr == nil && replicas > 0 {
+				hint = fmt.Sprintf("= %s; each of %d nodes needs %s memory, %s disk", sizing.FormatSize(plan), replicas+1, sizing.FormatSize(mem), sizing.FormatSize(disk))
+			}
+		}
+		note(fMemory, m.memory.Value() != "", hint)
+		row(fFlavor, "Flavor", pick(flavors[m.flavor], m.focus == fFlavor))
+		row(fVersion, "Version", pick(m.versions[m.version], m.focus == fVersion))
+	}
 	row(fNode, "Node", pick(m.nodeChoice(), m.focus == fNode))
-	if err := p[fNode]; err != nil && p[fMemory] == nil {
-		b.WriteString(st.Err.Width(inner).Render(err.Error()) + "\n")
+	wide(p[fNode])
+	switch {
+	case m.source != nil:
+	case !m.replicasOffered():
+		b.add("  "+st.Faint.Render(layout.Pad("Replicas", 9)+"none: each replica needs another node; this cluster has one"), keep)
+	default:
+		hint := "none; or copies on other nodes, to fail over to"
+		if repErr == nil && replicas > 0 {
+			hint = "a read-only copy on another node"
+			if replicas > 1 {
+				hint = fmt.Sprintf("%d read-only copies, each on another node", replicas)
+			}
+		}
+		row(fReplicas, "Replicas", layout.Pad(m.replicas.View(), 12)+st.Faint.Render(layout.Truncate(hint, inner-23)))
+		if m.replicas.Value() != "" || m.tried {
+			wide(p[fReplicas])
+		}
 	}
-	b.WriteString("\n")
+	b.add("", blank)
 	button := "[ Create ]"
 	if m.focus == fSubmit {
-		b.WriteString(st.Focused.Render("▸ ") + st.Selected.Render(button) + "\n")
+		b.add(st.Focused.Render("▸ ")+st.Selected.Render(button), keep)
 	} else {
-		b.WriteString("  " + button + "\n")
+		b.add("  "+button, keep)
 	}
 
 	switch {
 	case m.pending:
 		elapsed := max(0, m.ctx.Now.Sub(m.since))
-		b.WriteString("\n" + st.Info.Width(inner).Render(fmt.Sprintf("Creating %s… %s. The agent answers once redis-server runs; esc hides this form, the creation goes on.", m.Name(), uictx.FormatAge(elapsed))))
+		b.add("", blank)
+		b.add(st.Info.Width(inner).Render(fmt.Sprintf("Creating %s… %s. The agent answers once redis-server runs; esc hides this form, the creation goes on.", m.Name(), uictx.FormatAge(elapsed))), keep)
 	case m.apiErr != nil:
-		b.WriteString("\n" + st.Err.Width(inner).Render("The agent refused: "+m.apiErr.Error()))
+		b.add("", blank)
+		b.add(st.Err.Width(inner).Render("The agent refused: "+m.apiErr.Error()), keep)
+	default:
+		b.add("", blank)
 	}
-	b.WriteString("\n" + st.Faint.Render("enter next · ←/→ choose · ctrl+s or enter on Create · esc cancel"))
-	box := st.Dialog.Width(inner + 2).Render(b.String())
+	b.add(st.Faint.Render("enter next · ←/→ choose · ctrl+s or enter on Create · esc cancel"), keysHint)
+	// The frame takes two lines.
+	box := st.Dialog.Width(inner + 2).Render(b.fit(m.height - 2))
 	return layout.Center(box, m.width, m.height)
 }
 

@@ -1,7 +1,12 @@
 // Package dbdetail is one database in full: its plan and memory, its
-// connection URL with the password masked until `r` reveals it, and its
-// instances with their node, role, state, pid, restarts and redis-server
-// version.
+// connection URL with the password masked until `r` reveals it, its
+// replication (primary node and epoch, replicas, why a failed primary is
+// not being replaced, what it follows, its linked replicas, read-only, when
+// it was promoted), and its instances
+// with their node, role, address, state, replication link, sync, lag,
+// last IO and offset, pid, restarts and redis-server version. What the
+// width leaves out of the table is on the line under it, for the instance
+// under the cursor.
 package dbdetail
 
 import (
@@ -26,24 +31,37 @@ const (
 	colID = iota
 	colNode
 	colRole
+	colAddress
 	colState
+	colLink
+	colSync
+	colLag
+	colLastIO
+	colOffset
 	colPID
 	colRestarts
 	colVersion
 	colMemory
 )
 
-// Columns for what replicas will add (link, lag, epoch) go at the end with
-// a Drop, so a narrow screen loses them first.
+// At 80 columns the table keeps who is where and how each replica keeps
+// up (link, sync, lag, last IO); address, offset and the rest come with
+// more width, and are on the line under the table meanwhile.
 var columns = []table.Column{
 	colID:       {Title: "ID", Width: 10, Flex: true},
-	colNode:     {Title: "NODE", Width: 7},
+	colNode:     {Title: "NODE", Width: 6},
 	colRole:     {Title: "ROLE", Width: 7},
+	colAddress:  {Title: "ADDRESS", Width: 15, Drop: 5},
 	colState:    {Title: "STATE", Width: 8},
-	colPID:      {Title: "PID", Width: 7, Right: true, Drop: 2},
-	colRestarts: {Title: "RESTARTS", Width: 8, Right: true, Drop: 3},
-	colVersion:  {Title: "VERSION", Width: 7, Drop: 1},
-	colMemory:   {Title: "MEMORY", Width: 10, Right: true},
+	colLink:     {Title: "LINK", Width: 4},
+	colSync:     {Title: "SYNC", Width: 4, Drop: 2},
+	colLag:      {Title: "LAG", Width: 8, Right: true, Drop: 1},
+	colLastIO:   {Title: "LAST IO", Width: 7, Right: true, Drop: 3},
+	colOffset:   {Title: "OFFSET", Width: 10, Right: true, Drop: 4},
+	colPID:      {Title: "PID", Width: 7, Right: true, Drop: 8},
+	colRestarts: {Title: "RESTARTS", Width: 8, Right: true, Drop: 9},
+	colVersion:  {Title: "VERSION", Width: 7, Drop: 7},
+	colMemory:   {Title: "MEMORY", Width: 10, Right: true, Drop: 6},
 }
 
 // Flavors describes each flavor in a few words.
@@ -53,8 +71,8 @@ var Flavors = map[string]string{
 	"nordb": "memory only, nothing on disk",
 }
 
-// summaryLines is the height of the part above the instances.
-const summaryLines = 9
+// panelLines is the most the line about the selected instance takes.
+const panelLines = 2
 
 // Model is the detail of one database.
 type Model struct {
@@ -92,7 +110,23 @@ func (m Model) Revealed() bool { return m.revealed }
 // SetSize sets the area the view draws in.
 func (m *Model) SetSize(w, h int) {
 	m.width, m.height = w, h
-	m.table.SetSize(w, max(h-summaryLines-len(m.revealedLines()), 2))
+	if m.ctx == nil {
+		// The zero Model, laid out before any database is opened.
+		return
+	}
+	m.table.SetSize(w, max(h-len(m.summary())-m.panelRoom(), 2))
+}
+
+// panelRoom is the lines kept under the table for the instance under the
+// cursor: none when the table has every column, or when the screen is so
+// short that the rows need them more.
+func (m Model) panelRoom() int {
+	t := m.table
+	t.SetSize(m.width, 2)
+	if !t.Dropped() || m.height-len(m.summary())-panelLines < 1+min(len(m.db.Instances), 3) {
+		return 0
+	}
+	return panelLines
 }
 
 // revealedLines is the URL, whole, on lines of its own: cut, it could not
@@ -117,6 +151,9 @@ func (m *Model) SetDatabases(dbs []api.Database) {
 		if db.Name == m.db.Name {
 			m.db, m.gone = db, false
 			m.table.SetRows(len(db.Instances))
+			// Its replication lines come and go with a promote or an
+			// unlink: the table's height follows.
+			m.SetSize(m.width, m.height)
 			return
 		}
 	}
@@ -127,6 +164,14 @@ func (m *Model) SetDatabases(dbs []api.Database) {
 func (m *Model) SetURL(u string, err error) {
 	m.url, m.urlErr = u, err
 	m.SetSize(m.width, m.height)
+}
+
+// Selected returns the instance under the cursor.
+func (m Model) Selected() (api.Instance, bool) {
+	if len(m.db.Instances) == 0 {
+		return api.Instance{}, false
+	}
+	return m.db.Instances[m.table.Cursor()], true
 }
 
 // Update toggles the password and moves in the instances.
@@ -163,20 +208,46 @@ func (m Model) label(s string) string { return m.ctx.Styles.Label.Render(layout.
 func (m Model) View() string {
 	st := m.ctx.Styles
 	db := m.db
-	title := st.Title.Render("DATABASE "+db.Name) + "  " + st.State(db.State).Render(db.State)
 	if m.gone {
-		title = st.Title.Render("DATABASE "+db.Name) + "  " + st.Err.Render("no longer exists")
+		title := st.Title.Render("DATABASE "+db.Name) + "  " + st.Err.Render("no longer exists")
+		return layout.Fit(layout.Spread(title, "", m.width)+"\n\n"+
+			st.Faint.Render(fmt.Sprintf("%s is not in the list any more (deleted?). Press esc to go back.", db.Name)), m.width, m.height)
 	}
+	var b strings.Builder
+	b.WriteString(strings.Join(m.summary(), "\n") + "\n")
+	b.WriteString(m.table.View(m.cells, "No instances."))
+	if p := m.panel(); p != "" && m.panelRoom() > 0 {
+		b.WriteString("\n" + p)
+	}
+	for _, in := range db.Instances {
+		if in.Error != "" {
+			b.WriteString("\n" + st.Err.Width(m.width).Render(in.ID+": "+in.Error))
+		}
+	}
+	return layout.Fit(b.String(), m.width, m.height)
+}
+
+// summary returns the lines above the instances' table, its title
+// included. On a short screen it leaves out the unit, the creation time
+// and a blank line, so that the instances keep some rows.
+func (m Model) summary() []string {
+	full := m.summaryLines(false)
+	if m.height > 0 && m.height-len(full) < 1+min(len(m.db.Instances), 3) {
+		return m.summaryLines(true)
+	}
+	return full
+}
+
+func (m Model) summaryLines(short bool) []string {
+	st := m.ctx.Styles
+	db := m.db
+	title := st.Title.Render("DATABASE "+db.Name) + "  " + st.State(db.State).Render(db.State)
 	right := ""
 	if m.ctx.Stale && !m.ctx.DataAt.IsZero() {
 		right = st.Warn.Render("as of " + uictx.FormatAge(m.ctx.Age()) + " ago")
 	}
-	var b strings.Builder
-	b.WriteString(layout.Spread(title, right, m.width) + "\n")
-	if m.gone {
-		b.WriteString("\n" + st.Faint.Render(fmt.Sprintf("%s is not in the list any more (deleted?). Press esc to go back.", db.Name)))
-		return layout.Fit(b.String(), m.width, m.height)
-	}
+	lines := []string{layout.Spread(title, right, m.width)}
+	add := func(label, value string) { lines = append(lines, m.label(label)+value) }
 
 	version := db.Version
 	var sv []string
@@ -188,32 +259,108 @@ func (m Model) View() string {
 	if len(sv) > 0 {
 		version += st.Faint.Render(" (redis-server " + strings.Join(sv, ", ") + ")")
 	}
-	b.WriteString(m.label("version") + version + "\n")
-	b.WriteString(m.label("flavor") + db.Flavor + st.Faint.Render(" ("+Flavors[db.Flavor]+")") + "\n")
-	b.WriteString(m.label("memory") + gauge.Render(st, 17, db.MemoryUsedBytes, db.MemoryBytes) +
-		fmt.Sprintf("  %s used of %s", sizing.FormatSize(db.MemoryUsedBytes), sizing.FormatSize(db.MemoryBytes)) + "\n")
-	b.WriteString(m.label("url") + m.urlLine() + "\n")
-	for _, l := range m.revealedLines() {
-		b.WriteString(l + "\n")
-	}
-	b.WriteString(m.label("unit") + orDash(db.Unit) + st.Faint.Render(" · port "+strconv.Itoa(db.Port)) + "\n")
-	created := "-"
-	if !db.CreatedAt.IsZero() {
-		created = db.CreatedAt.UTC().Format("2006-01-02 15:04 UTC")
-		if !m.ctx.Now.IsZero() {
-			created += st.Faint.Render(" (" + uictx.FormatAge(m.ctx.Now.Sub(db.CreatedAt)) + " ago)")
+	add("version", version)
+	add("flavor", db.Flavor+st.Faint.Render(" ("+Flavors[db.Flavor]+")"))
+	add("memory", gauge.Render(st, 17, db.MemoryUsedBytes, db.MemoryBytes)+
+		fmt.Sprintf("  %s used of %s", sizing.FormatSize(db.MemoryUsedBytes), sizing.FormatSize(db.MemoryBytes)))
+	add("url", m.urlLine())
+	lines = append(lines, m.revealedLines()...)
+	if !short {
+		add("unit", orDash(db.Unit)+st.Faint.Render(" · port "+strconv.Itoa(db.Port)))
+		created := "-"
+		if !db.CreatedAt.IsZero() {
+			created = db.CreatedAt.UTC().Format("2006-01-02 15:04 UTC")
+			if !m.ctx.Now.IsZero() {
+				created += st.Faint.Render(" (" + uictx.FormatAge(m.ctx.Now.Sub(db.CreatedAt)) + " ago)")
+			}
 		}
+		add("created", created)
 	}
-	b.WriteString(m.label("created") + created + "\n\n")
 
-	b.WriteString(st.Title.Render("INSTANCES") + fmt.Sprintf(" %d", len(db.Instances)) + "\n")
-	b.WriteString(m.table.View(m.cells, "No instances."))
+	primary, replicas := "-", []string(nil)
 	for _, in := range db.Instances {
-		if in.Error != "" {
-			b.WriteString("\n" + st.Err.Width(m.width).Render(in.ID+": "+in.Error))
+		switch in.Role {
+		case "primary":
+			primary = in.Node
+		case "replica":
+			replicas = append(replicas, in.Node)
 		}
 	}
-	return layout.Fit(b.String(), m.width, m.height)
+	reps := "no replicas"
+	switch len(replicas) {
+	case 0:
+	case 1:
+		reps = "1 replica on " + replicas[0]
+	default:
+		reps = fmt.Sprintf("%d replicas on %s", len(replicas), strings.Join(replicas, ", "))
+	}
+	add("primary", primary+st.Faint.Render(fmt.Sprintf(" (epoch %d)", db.Epoch))+" · "+reps)
+	if db.FailoverStatus != "" {
+		// Why a failed primary is not being replaced: the operator's cue,
+		// whole (wrapped under its label, at most three lines).
+		ls := strings.Split(st.Warn.Width(max(m.width-10, 20)).Render(db.FailoverStatus), "\n")
+		for i, l := range ls[:min(len(ls), 3)] {
+			if i == 0 {
+				add("failover", l)
+			} else {
+				lines = append(lines, strings.Repeat(" ", 10)+l)
+			}
+		}
+	}
+	switch {
+	case db.Follows != "":
+		add("follows", db.Follows+st.Faint.Render(" · a linked replica, read-only · P promotes it, U unlinks it"))
+	case db.ReadOnly:
+		add("read-only", st.Warn.Render("unlinked: follows nothing, refuses writes")+st.Faint.Render(" · P promotes it"))
+	}
+	if len(db.LinkedReplicas) > 0 {
+		add("linked", strings.Join(db.LinkedReplicas, ", ")+st.Faint.Render(" · follow this database"))
+	}
+	if db.PromotedAt != nil {
+		at := db.PromotedAt.UTC().Format("2006-01-02 15:04 UTC")
+		if !m.ctx.Now.IsZero() {
+			at += st.Faint.Render(" (" + uictx.FormatAge(m.ctx.Now.Sub(*db.PromotedAt)) + " ago)")
+		}
+		if db.PromotedFrom != "" {
+			at += " · followed " + db.PromotedFrom
+		}
+		add("promoted", at)
+	}
+	if !short {
+		lines = append(lines, "")
+	}
+	return append(lines, st.Title.Render("INSTANCES")+fmt.Sprintf(" %d", len(db.Instances)))
+}
+
+// panel describes the instance under the cursor in full, for what the
+// table has no room for at this width.
+func (m Model) panel() string {
+	if len(m.db.Instances) == 0 {
+		return ""
+	}
+	st := m.ctx.Styles
+	in := m.db.Instances[m.table.Cursor()]
+	parts := []string{fmt.Sprintf("%s %s:%d", in.ID, in.Host, in.Port)}
+	if r := in.Replication; r != nil {
+		parts[0] += " follows " + r.Primary
+	}
+	parts = append(parts, "offset "+strconv.FormatInt(in.Offset, 10))
+	if in.PID > 0 {
+		parts = append(parts, "pid "+strconv.Itoa(in.PID))
+	}
+	parts = append(parts, fmt.Sprintf("%d restarts", in.Restarts))
+	if in.ServerVersion != "" {
+		parts = append(parts, "redis-server "+in.ServerVersion)
+	}
+	parts = append(parts, sizing.FormatSize(in.MemoryUsedBytes)+" used")
+	lines := strings.Split(st.Renderer.NewStyle().Width(m.width).Render(strings.Join(parts, " · ")), "\n")
+	if len(lines) > panelLines {
+		lines = lines[:panelLines]
+	}
+	for i, l := range lines {
+		lines[i] = st.Faint.Render(strings.TrimRight(l, " "))
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (m Model) urlLine() string {
@@ -240,11 +387,34 @@ func (m Model) cells(i int) []string {
 	if m.ctx.Stale {
 		state = st.Faint.Render(in.State)
 	}
+	link, sync, lag, lastIO := "-", "-", "-", "-"
+	if r := in.Replication; r != nil {
+		link, sync = r.LinkStatus, "no"
+		if r.LinkStatus != "up" {
+			link = st.Err.Render(r.LinkStatus)
+		}
+		if r.SyncInProgress {
+			sync = st.Warn.Render("yes")
+		}
+		lag = "unknown"
+		if r.LagBytes >= 0 {
+			lag = sizing.FormatSize(r.LagBytes)
+		}
+		if r.LastIOSeconds >= 0 {
+			lastIO = strconv.Itoa(r.LastIOSeconds) + "s"
+		}
+	}
 	return []string{
 		colID:       in.ID,
 		colNode:     in.Node,
 		colRole:     in.Role,
+		colAddress:  fmt.Sprintf("%s:%d", in.Host, in.Port),
 		colState:    state,
+		colLink:     link,
+		colSync:     sync,
+		colLag:      lag,
+		colLastIO:   lastIO,
+		colOffset:   strconv.FormatInt(in.Offset, 10),
 		colPID:      pid,
 		colRestarts: strconv.Itoa(in.Restarts),
 		colVersion:  orDash(in.ServerVersion),

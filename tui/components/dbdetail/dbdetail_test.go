@@ -16,15 +16,44 @@ const (
 )
 
 func newDetail(db api.Database) dbdetail.Model {
-	ctx := tuitest.Context(80, 16)
+	return sized(db, 80, 16)
+}
+
+func sized(db api.Database, w, h int) dbdetail.Model {
+	ctx := tuitest.Context(w, h)
 	m := dbdetail.New(ctx, db)
-	m.SetSize(80, 16)
+	m.SetSize(w, h)
+	m.SetURL(url, nil)
 	return m
+}
+
+// named returns the database called name among n fixtures.
+func named(t *testing.T, n int, name string) api.Database {
+	t.Helper()
+	for _, db := range tuitest.Databases(n) {
+		if db.Name == name {
+			return db
+		}
+	}
+	t.Fatalf("no database %s", name)
+	return api.Database{}
+}
+
+// line returns the line of v that starts with prefix (after the cursor
+// mark), or "".
+func line(v, prefix string) string {
+	for _, l := range strings.Split(v, "\n") {
+		if strings.HasPrefix(strings.TrimLeft(l, "▸ "), prefix) {
+			return l
+		}
+	}
+	return ""
 }
 
 // TestMasked: the URL shows with the password masked until `r`.
 func TestMasked(t *testing.T) {
-	m := newDetail(tuitest.Databases(1)[0])
+	m := dbdetail.New(tuitest.Context(80, 16), tuitest.Databases(1)[0])
+	m.SetSize(80, 16)
 	if !strings.Contains(m.View(), "loading…") {
 		t.Fatal("no loading state before the URL arrives")
 	}
@@ -87,5 +116,120 @@ func TestMask(t *testing.T) {
 		if got := dbdetail.Mask(in); got != want {
 			t.Errorf("Mask(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestReplicas: a database with replicas says where its primary is, its
+// epoch and where its replicas are; each replica's row has its link, sync,
+// lag and last IO; the line under the table has the address, what it
+// follows and the offset of the instance under the cursor, which the
+// table has no room for at 80 columns.
+func TestReplicas(t *testing.T) {
+	m := sized(named(t, 2, "sessions"), 80, 18)
+	m, _ = m.Update(tuitest.Key("down"))
+	m, _ = m.Update(tuitest.Key("down"))
+	v := m.View()
+	tuitest.Golden(t, v)
+	if l := line(v, "primary"); !strings.Contains(l, "n2 (epoch 3) · 2 replicas on n3, n1") {
+		t.Errorf("primary line: %q", l)
+	}
+	for id, want := range map[string][]string{
+		"sessions-0": {"primary", "-"},
+		"sessions-1": {"replica", "up", "no", "0 B", "0s"},
+		"sessions-2": {"replica", "up", "no", "1.5 KiB", "1s"},
+	} {
+		l := line(v, id)
+		for _, w := range want {
+			if !strings.Contains(l, " "+w+" ") && !strings.HasSuffix(l, " "+w) {
+				t.Errorf("%s: %q lacks %q", id, l, w)
+			}
+		}
+	}
+	in, _ := m.Selected()
+	if in.ID != "sessions-2" || !strings.Contains(v, "sessions-2 10.0.0.1:6408 follows 10.0.0.2:6408 · offset") {
+		t.Errorf("the line under the table is not about %s:\n%s", in.ID, v)
+	}
+}
+
+// TestLinkDown: a replica whose link is down says so, that it is
+// syncing, and that its lag is unknown rather than zero.
+func TestLinkDown(t *testing.T) {
+	m := sized(named(t, 12, "db-010"), 80, 18)
+	l := line(m.View(), "db-010-1")
+	for _, w := range []string{"down", "yes", "unknown"} {
+		if !strings.Contains(l, w) {
+			t.Errorf("%q lacks %q", l, w)
+		}
+	}
+}
+
+// TestWide: with room, the table has every column, address and offset
+// included.
+func TestWide(t *testing.T) {
+	m := sized(named(t, 2, "sessions"), 160, 18)
+	v := m.View()
+	for _, col := range []string{"ADDRESS", "OFFSET", "PID", "RESTARTS", "VERSION", "MEMORY"} {
+		if !strings.Contains(v, col) {
+			t.Errorf("no %s at 160 columns:\n%s", col, v)
+		}
+	}
+	if l := line(v, "sessions-1"); !strings.Contains(l, "10.0.0.3:6408") {
+		t.Errorf("no address: %q", l)
+	}
+}
+
+// TestLinkedReplica: a linked replica names what it follows and how to
+// promote or unlink it; its source lists it.
+func TestLinkedReplica(t *testing.T) {
+	v := sized(named(t, 8, "orders-copy"), 80, 18).View()
+	tuitest.Golden(t, v)
+	if l := line(v, "follows"); !strings.Contains(l, "orders") || !strings.Contains(l, "P promotes it, U unlinks it") {
+		t.Errorf("follows line: %q", l)
+	}
+	if l := line(sized(named(t, 8, "orders"), 80, 18).View(), "linked"); !strings.Contains(l, "orders-copy") {
+		t.Errorf("the source does not list it: %q", l)
+	}
+}
+
+// TestReadOnlyAndPromoted: an unlinked database says it refuses writes; a
+// promoted one says when, and what it followed.
+func TestReadOnlyAndPromoted(t *testing.T) {
+	if l := line(sized(named(t, 8, "search-index"), 80, 18).View(), "read-only"); !strings.Contains(l, "refuses writes") {
+		t.Errorf("read-only line: %q", l)
+	}
+	l := line(sized(named(t, 8, "carts"), 80, 18).View(), "promoted")
+	if !strings.Contains(l, "2025-06-01 09:00 UTC (3h00m ago) · followed 10.0.0.9:6379") {
+		t.Errorf("promoted line: %q", l)
+	}
+}
+
+// TestPromotedInPlace: when a refresh shows the database promoted, the
+// follows line goes and the table takes the room back.
+func TestPromotedInPlace(t *testing.T) {
+	dbs := tuitest.Databases(8)
+	m := sized(named(t, 8, "orders-copy"), 80, 18)
+	for i := range dbs {
+		if dbs[i].Name == "orders-copy" {
+			dbs[i].Follows, dbs[i].PromotedFrom, dbs[i].Epoch = "", "orders", 1
+			at := tuitest.Now
+			dbs[i].PromotedAt = &at
+			dbs[i].Instances[0].Replication = nil
+		}
+	}
+	m.SetDatabases(dbs)
+	v := m.View()
+	if line(v, "follows") != "" || !strings.Contains(line(v, "promoted"), "followed orders") || !strings.Contains(line(v, "primary"), "epoch 1") {
+		t.Fatalf("after the promote:\n%s", v)
+	}
+}
+
+// TestFailoverStatus: when the agent says why a failed primary is not
+// being replaced, the detail shows it under the primary.
+func TestFailoverStatus(t *testing.T) {
+	db := named(t, 2, "sessions")
+	db.FailoverStatus = "no replica qualifies: the replica on n3 is 80 MiB behind (max_lag 64 MiB)"
+	v := sized(db, 80, 18).View()
+	if l := line(v, "failover"); !strings.Contains(l, "no replica qualifies") || !strings.Contains(strings.Join(strings.Fields(v), " "), "(max_lag 64 MiB)") {
+		t.Fatalf("failover status not shown whole:\n%s", v)
 	}
 }

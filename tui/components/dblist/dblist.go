@@ -1,6 +1,7 @@
 // Package dblist is the databases view: every database with its version,
-// flavor, plan, primary node, state and memory, filtered with `/` and
-// sorted with `s`/`S`.
+// flavor, plan, primary node, replicas, what it follows (a linked replica)
+// or that it is read-only, state and memory, filtered with `/` and sorted
+// with `s`/`S`.
 //
 // Filtering and sorting happen when the data, the filter or the order
 // change, never while drawing, and only the rows on screen are drawn, so a
@@ -54,18 +55,25 @@ const (
 	colFlavor
 	colPlan
 	colNode
+	colReplicas
+	colFollows
 	colState
 	colMemory
 )
 
+// At 80 columns version and flavor give way to the replication columns
+// (the detail has them); at 60 the replicas and the node go too, and what
+// a linked or read-only database follows stays: writing to it would fail.
 var columns = []table.Column{
-	colName:    {Title: "NAME", Width: 12, Flex: true},
-	colVersion: {Title: "VERSION", Width: 8, Drop: 2},
-	colFlavor:  {Title: "FLAVOR", Width: 6, Drop: 3},
-	colPlan:    {Title: "PLAN", Width: 10, Right: true},
-	colNode:    {Title: "NODE", Width: 8, Drop: 1},
-	colState:   {Title: "STATE", Width: 8},
-	colMemory:  {Title: "MEMORY", Width: 11},
+	colName:     {Title: "NAME", Width: 12, Flex: true},
+	colVersion:  {Title: "VERSION", Width: 8, Drop: 5},
+	colFlavor:   {Title: "FLAVOR", Width: 6, Drop: 6},
+	colPlan:     {Title: "PLAN", Width: 10, Right: true},
+	colNode:     {Title: "NODE", Width: 8, Drop: 3},
+	colReplicas: {Title: "REPL", Width: 4, Right: true, Drop: 4},
+	colFollows:  {Title: "FOLLOWS", Width: 9, Drop: 2},
+	colState:    {Title: "STATE", Width: 8},
+	colMemory:   {Title: "MEMORY", Width: 11},
 }
 
 var sortColumn = [...]int{ByName: colName, ByState: colState, ByMemory: colMemory, ByPlan: colPlan, ByVersion: colVersion, ByNode: colNode}
@@ -89,7 +97,7 @@ func New(ctx *uictx.Context) Model {
 	m := Model{
 		ctx:    ctx,
 		table:  table.New(ctx, columns),
-		filter: components.NewInput(ctx.Styles, "/", "name, state, node, version or flavor", 64),
+		filter: components.NewInput(ctx.Styles, "/", "name, state, node, version, flavor or source", 64),
 	}
 	m.filter.Width = 30
 	m.applyOrder()
@@ -244,11 +252,13 @@ func (m *Model) applyOrder() {
 }
 
 // matches says whether every term is found in the database's name,
-// version, flavor, state or primary node.
+// version, flavor, state, primary node or what it follows (so a source's
+// name lists its linked replicas too).
 func matches(db api.Database, terms []string) bool {
 	for _, t := range terms {
 		if !strings.Contains(db.Name, t) && !strings.Contains(db.Version, t) && !strings.Contains(db.Flavor, t) &&
-			!strings.Contains(db.State, t) && !strings.Contains(strings.ToLower(PrimaryNode(db)), t) {
+			!strings.Contains(db.State, t) && !strings.Contains(strings.ToLower(PrimaryNode(db)), t) &&
+			!strings.Contains(strings.ToLower(db.Follows), t) {
 			return false
 		}
 	}
@@ -324,6 +334,37 @@ func PrimaryNode(db api.Database) string {
 	return ""
 }
 
+// Replicas returns a database's replica instances (not its linked
+// replicas, which are databases of their own).
+func Replicas(db api.Database) []api.Instance {
+	var out []api.Instance
+	for _, in := range db.Instances {
+		if in.Role == string(raftstate.RoleReplica) {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// replicasCell says how many replicas a database has ("2"), and how many
+// of them have their link up when not all do ("1/2"), or "-".
+func replicasCell(db api.Database) (text string, degraded bool) {
+	reps := Replicas(db)
+	if len(reps) == 0 {
+		return "-", false
+	}
+	up := 0
+	for _, in := range reps {
+		if in.Replication != nil && in.Replication.LinkStatus == "up" {
+			up++
+		}
+	}
+	if up == len(reps) {
+		return strconv.Itoa(len(reps)), false
+	}
+	return fmt.Sprintf("%d/%d", up, len(reps)), true
+}
+
 // View draws the title line, the table and the filter hint.
 func (m Model) View() string {
 	st := m.ctx.Styles
@@ -368,13 +409,28 @@ func (m Model) cells(i int) []string {
 	if m.ctx.Stale {
 		state = st.Faint.Render(db.State)
 	}
+	reps, degraded := replicasCell(db)
+	if degraded && !m.ctx.Stale {
+		reps = st.Warn.Render(reps)
+	}
+	// A linked replica names its source; an unlinked one says it takes
+	// no writes. Both refuse writes.
+	follows := ""
+	switch {
+	case db.Follows != "":
+		follows = "→ " + db.Follows
+	case db.ReadOnly:
+		follows = st.Warn.Render("read-only")
+	}
 	return []string{
-		colName:    db.Name,
-		colVersion: db.Version,
-		colFlavor:  db.Flavor,
-		colPlan:    sizing.FormatSize(db.MemoryBytes),
-		colNode:    PrimaryNode(db),
-		colState:   state,
-		colMemory:  gauge.Render(st, columns[colMemory].Width, db.MemoryUsedBytes, db.MemoryBytes),
+		colName:     db.Name,
+		colVersion:  db.Version,
+		colFlavor:   db.Flavor,
+		colPlan:     sizing.FormatSize(db.MemoryBytes),
+		colNode:     PrimaryNode(db),
+		colReplicas: reps,
+		colFollows:  follows,
+		colState:    state,
+		colMemory:   gauge.Render(st, columns[colMemory].Width, db.MemoryUsedBytes, db.MemoryBytes),
 	}
 }

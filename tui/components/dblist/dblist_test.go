@@ -25,15 +25,17 @@ func press(m dblist.Model, keys ...string) dblist.Model {
 	return m
 }
 
-// TestView is the list as it opens at 80 columns: every column, sorted by
-// name, the cursor on the first row.
+// TestView is the list as it opens at 80 columns, sorted by name, the
+// cursor on the first row: version and flavor give way to the replicas
+// and what each database follows.
 func TestView(t *testing.T) {
 	m := newList(tuitest.Context(80, 18), 12)
 	tuitest.Golden(t, m.View())
 }
 
-// TestNarrow is the same list at 60 columns: node, version and flavor go,
-// in that order of need; name, plan, state and memory stay.
+// TestNarrow is the same list at 60 columns: flavor, version, replicas
+// and node go, in that order; name, plan, what it follows, state and
+// memory stay.
 func TestNarrow(t *testing.T) {
 	m := newList(tuitest.Context(60, 12), 8)
 	tuitest.Golden(t, m.View())
@@ -163,4 +165,63 @@ func TestStale(t *testing.T) {
 	ctx.Stale = true
 	ctx.DataAt = ctx.Now.Add(-14 * time.Second)
 	tuitest.Golden(t, newList(ctx, 4).View())
+}
+
+// row returns the line of the view that lists name.
+func row(v, name string) string {
+	for _, l := range strings.Split(v, "\n") {
+		if f := strings.Fields(strings.TrimPrefix(l, "▸")); len(f) > 0 && f[0] == name {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestReplicationAtAGlance: at 80 columns each row says how many replicas
+// a database has (and how many are linked up, when not all are), on which
+// node its primary is, and what a linked replica follows or that an
+// unlinked one is read-only; at 120 columns version and flavor are back.
+func TestReplicationAtAGlance(t *testing.T) {
+	v := newList(tuitest.Context(80, 18), 12).View()
+	for name, want := range map[string][]string{
+		"sessions":     {"n2", " 2 "},
+		"orders":       {"n3", " 1 "},
+		"db-010":       {"n2", "0/1"},
+		"orders-copy":  {"n1", "→ orders"},
+		"search-index": {"read-only"},
+		"cache":        {"n1", " - "},
+	} {
+		r := row(v, name)
+		for _, w := range want {
+			if !strings.Contains(r, w) {
+				t.Errorf("%s: %q lacks %q", name, r, w)
+			}
+		}
+	}
+	wide := newList(tuitest.Context(120, 18), 12).View()
+	for _, col := range []string{"VERSION", "FLAVOR", "NODE", "REPL", "FOLLOWS", "STATE", "MEMORY"} {
+		if !strings.Contains(wide, col) {
+			t.Errorf("120 columns: no %s column:\n%s", col, wide)
+		}
+	}
+	if r := row(wide, "orders-copy"); !strings.Contains(r, "7.4") || !strings.Contains(r, "aof") {
+		t.Errorf("120 columns: %q", r)
+	}
+}
+
+// TestFilterBySource: typing a database's name also lists the databases
+// that follow it.
+func TestFilterBySource(t *testing.T) {
+	dbs := tuitest.Databases(12)
+	mirror := tuitest.Database("eu-mirror", "7.4", "aof", "running", "n2", 1<<30, 0)
+	mirror.Follows = "orders"
+	m := newList(tuitest.Context(80, 14), 0)
+	m.SetDatabases(append(dbs, mirror))
+	m = press(m, "/")
+	for _, k := range tuitest.Type("orders") {
+		m, _ = m.Update(k)
+	}
+	if v := m.View(); !strings.Contains(v, "DATABASES 3 of 13") || row(v, "orders-copy") == "" || row(v, "eu-mirror") == "" {
+		t.Fatalf("view:\n%s", v)
+	}
 }

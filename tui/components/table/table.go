@@ -188,6 +188,12 @@ func (m Model) layout() ([]int, []int) {
 	return shown, widths
 }
 
+// Dropped says the width left some columns out.
+func (m Model) Dropped() bool {
+	shown, _ := m.layout()
+	return len(shown) < len(m.cols)
+}
+
 // View draws the header and the rows in the window; cells(i) returns the
 // cells of row i, one per column (styled or not). empty is shown when
 // there are no rows.

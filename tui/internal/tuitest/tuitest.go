@@ -92,9 +92,9 @@ func Database(name, version, flavor, state, node string, plan, used int64) api.D
 		pid = 4000 + int(plan%997)
 	}
 	in := api.Instance{
-		ID: name + "-0", Node: node, Host: "10.0.0.1", Port: port, Role: "primary",
+		ID: name + "-0", Node: node, Host: Host(node), Port: port, Role: "primary",
 		Unit: "redis-appliance-db-" + name + "-0.service", State: state, PID: pid,
-		MemoryUsedBytes: used, ServerVersion: version + ".15",
+		MemoryUsedBytes: used, ServerVersion: version + ".15", Offset: 3_000_000 + plan%1_000_003,
 	}
 	if state == api.StateFailed {
 		in.Error = "redis-server exited with status 1: see journalctl -u " + in.Unit
@@ -107,11 +107,56 @@ func Database(name, version, flavor, state, node string, plan, used int64) api.D
 	}
 }
 
+// Host returns the address of node nN: 10.0.0.N.
+func Host(node string) string {
+	if len(node) > 1 && node[0] == 'n' {
+		return "10.0.0." + node[1:]
+	}
+	return "10.0.0.1"
+}
+
+// Lagging describes a replica for WithReplicas: its node, and how it
+// stands with its primary.
+type Lagging struct {
+	Node string
+	// Lag is in bytes; Down is a link that is down (then the lag and the
+	// last IO are unknown, and a sync is in progress).
+	Lag  int64
+	Down bool
+}
+
+// WithReplicas returns db with a replica on each node of rs, following
+// its primary (the first instance) as the agent reports it.
+func WithReplicas(db api.Database, rs ...Lagging) api.Database {
+	p := db.Instances[0]
+	for i, r := range rs {
+		in := p
+		in.ID = fmt.Sprintf("%s-%d", db.Name, i+1)
+		in.Node, in.Host, in.Role = r.Node, Host(r.Node), "replica"
+		in.Unit = "redis-appliance-db-" + in.ID + ".service"
+		in.PID = p.PID + 11*(i+1)
+		in.Offset = p.Offset - r.Lag
+		in.Replication = &api.Replication{
+			Primary: fmt.Sprintf("%s:%d", p.Host, p.Port), LinkStatus: "up", LagBytes: r.Lag, LastIOSeconds: i,
+		}
+		if r.Down {
+			in.Replication.LinkStatus, in.Replication.SyncInProgress = "down", true
+			in.Replication.LagBytes, in.Replication.LastIOSeconds = -1, -1
+			in.Offset = 0
+		}
+		db.Instances = append(db.Instances, in)
+	}
+	return db
+}
+
 // Databases returns n databases with a deterministic mix of versions,
 // flavors, states, nodes, plans and memory use. The first few have
-// hand-picked names.
+// hand-picked names and replication: sessions has two replicas, orders
+// one, db-010 one whose link is down; orders-copy is a linked replica of
+// orders, search-index an unlinked (read-only) one, and carts was
+// promoted from an external Redis it followed.
 func Databases(n int) []api.Database {
-	names := []string{"cache", "sessions", "orders", "carts", "leaderboard", "ratelimit", "queue", "search-index"}
+	names := []string{"cache", "sessions", "orders", "carts", "leaderboard", "ratelimit", "orders-copy", "search-index"}
 	versions := []string{"7.0", "7.2", "7.4", "6.2", "7.10"}
 	flavors := []string{"aof", "rdb", "nordb"}
 	plans := []int64{64 * sizing.MiB, 256 * sizing.MiB, 1 * sizing.GiB, 32 * sizing.MiB, 512 * sizing.MiB}
@@ -130,7 +175,42 @@ func Databases(n int) []api.Database {
 		}
 		plan := plans[i%len(plans)]
 		used := plan / 100 * int64((i*37)%97)
-		out = append(out, Database(name, versions[i%len(versions)], flavors[(i/3)%len(flavors)], state, fmt.Sprintf("n%d", i%3+1), plan, used))
+		version, flavor := versions[i%len(versions)], flavors[(i/3)%len(flavors)]
+		if name == "orders-copy" {
+			// A linked replica takes its source's version, flavor and plan.
+			src := out[2]
+			version, flavor, plan = src.Version, src.Flavor, src.MemoryBytes
+			used = src.MemoryUsedBytes
+		}
+		out = append(out, Database(name, version, flavor, state, fmt.Sprintf("n%d", i%3+1), plan, used))
+	}
+	for i := range out {
+		db := &out[i]
+		switch db.Name {
+		case "sessions":
+			*db = WithReplicas(*db, Lagging{Node: "n3"}, Lagging{Node: "n1", Lag: 1536})
+			db.Epoch = 3
+		case "orders":
+			*db = WithReplicas(*db, Lagging{Node: "n1"})
+			db.Epoch = 1
+			if n > 6 {
+				db.LinkedReplicas = []string{"orders-copy"}
+			}
+		case "db-010":
+			*db = WithReplicas(*db, Lagging{Node: "n3", Down: true})
+		case "orders-copy":
+			src := out[2].Instances[0]
+			db.Follows = "orders"
+			db.Instances[0].Offset = src.Offset - 512
+			db.Instances[0].Replication = &api.Replication{
+				Primary: fmt.Sprintf("%s:%d", src.Host, src.Port), LinkStatus: "up", LagBytes: 512, LastIOSeconds: 1,
+			}
+		case "search-index":
+			db.ReadOnly = true
+		case "carts":
+			at := Now.Add(-3 * time.Hour)
+			db.PromotedAt, db.PromotedFrom, db.Epoch = &at, "10.0.0.9:6379", 1
+		}
 	}
 	return out
 }
