@@ -256,6 +256,9 @@ func (s *Store) pushCommit() {
 	go func() { _ = s.raft.Barrier(time.Second) }()
 }
 
+// AppliedIndex is the index of the last entry applied to the state here.
+func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
+
 // State returns a deep copy of the current state.
 func (s *Store) State() *State { return s.fsm.State() }
 

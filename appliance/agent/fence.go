@@ -23,12 +23,21 @@ import (
 type lease struct {
 	mu   sync.Mutex
 	last time.Time // zero: never heard from a leader since start
+	// index is the leader's applied index in its last acknowledgement.
+	index uint64
 }
 
-func (l *lease) renew() {
+func (l *lease) renew(leaderIndex uint64) {
 	l.mu.Lock()
-	l.last = time.Now()
+	l.last, l.index = time.Now(), leaderIndex
 	l.mu.Unlock()
+}
+
+// leaderIndex is the leader's applied index when it last acknowledged us.
+func (l *lease) leaderIndex() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.index
 }
 
 func (l *lease) held(window time.Duration) bool {
@@ -156,7 +165,12 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 				q.add(raftstate.Event{At: time.Now().UTC(), Kind: "fenced", Node: cfg.NodeName, Message: msg})
 			}
 		case held && fenced && waitPass == nil:
-			// Apply whatever the cluster decided while we were away first.
+			// Apply whatever the cluster decided while we were away first:
+			// catch up with the leader's log as it was when it answered
+			// (a failover may be in it), then let a pass apply the roles.
+			if st.AppliedIndex() < ls.leaderIndex() {
+				continue
+			}
 			waitPass = rec.Passed()
 			rec.Trigger()
 		case held && fenced:

@@ -86,7 +86,9 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		leader := st.Leader()
 		hb.Same = !changed && len(events) == 0 && leader == sentTo && time.Since(sentAt) < fullEvery
 		var err error
+		var ack api.HeartbeatAck
 		if st.IsLeader() {
+			ack.AppliedIndex = st.AppliedIndex()
 			err = live.Record(hb)
 			if err == nil && len(events) > 0 {
 				err = st.Apply(ctx, raftstate.CmdRecordEvents, raftstate.RecordEvents{Events: events})
@@ -96,7 +98,7 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			lc, _, err = cl.LeaderClient()
 			if err == nil {
 				sctx, cancel := context.WithTimeout(ctx, time.Second)
-				err = lc.Heartbeat(sctx, hb)
+				ack, err = lc.Heartbeat(sctx, hb)
 				cancel()
 			}
 		}
@@ -104,7 +106,7 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			// Whatever went wrong, the next report is a full one.
 			sentTo = ""
 		} else {
-			ls.renew()
+			ls.renew(ack.AppliedIndex)
 			q.drop(len(events))
 			if !hb.Same {
 				sentAt, sentTo, sentObs, changed = time.Now(), leader, cur, false

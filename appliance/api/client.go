@@ -253,6 +253,7 @@ func (c *Client) JoinComplete(ctx context.Context, req JoinCompleteRequest) erro
 }
 
 // Heartbeat sends this node's observations to the leader.
-func (c *Client) Heartbeat(ctx context.Context, hb any) error {
-	return c.do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, nil)
+func (c *Client) Heartbeat(ctx context.Context, hb any) (HeartbeatAck, error) {
+	var ack HeartbeatAck
+	return ack, c.do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, &ack)
 }

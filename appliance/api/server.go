@@ -49,7 +49,7 @@ type Backend interface {
 	// Between members only (cluster listener, mutual TLS).
 	Admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
 	JoinComplete(ctx context.Context, req JoinCompleteRequest) error
-	Heartbeat(ctx context.Context, body []byte) error
+	Heartbeat(ctx context.Context, body []byte) (HeartbeatAck, error)
 }
 
 // Authorizer decides who may call over the cluster listener.
@@ -198,7 +198,8 @@ func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 	var req CreateDatabaseRequest
-	if !s.decode(w, r, &req) {
+	if err := decodeBody(w, r, &req); err != nil {
+		s.reply(w, r, nil, err)
 		return
 	}
 	db, err := s.backend.CreateDatabase(r.Context(), req)
@@ -206,18 +207,6 @@ func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 	}
 	s.reply(w, r, db, err)
-}
-
-// decode reads a JSON request body into v, refusing unknown fields; it
-// replies and returns false when the body is bad.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		s.reply(w, r, nil, &Error{Status: http.StatusBadRequest, Message: "invalid request body: " + err.Error()})
-		return false
-	}
-	return true
 }
 
 func (s *Server) getDatabase(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +231,8 @@ func (s *Server) restartDatabase(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) failoverDatabase(w http.ResponseWriter, r *http.Request) {
 	var req FailoverRequest
-	if !s.decode(w, r, &req) {
+	if err := decodeBody(w, r, &req); err != nil {
+		s.reply(w, r, nil, err)
 		return
 	}
 	res, err := s.backend.FailoverDatabase(r.Context(), r.PathValue("name"), req)
@@ -357,10 +347,11 @@ func (s *Server) joinComplete(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	var ack HeartbeatAck
 	if err == nil {
-		err = s.backend.Heartbeat(r.Context(), body)
+		ack, err = s.backend.Heartbeat(r.Context(), body)
 	}
-	s.reply(w, r, map[string]bool{"ok": true}, err)
+	s.reply(w, r, ack, err)
 }
 
 // reply writes v as JSON, or err as an Error body with a matching status.

@@ -257,3 +257,11 @@ type Event struct {
 	Node     string    `json:"node,omitempty"`
 	Message  string    `json:"message"`
 }
+
+// HeartbeatAck is the leader's answer to a heartbeat.
+type HeartbeatAck struct {
+	// AppliedIndex is the leader's applied Raft index when it answered: a
+	// node that has applied that much knows every decision taken before
+	// its heartbeat was acknowledged (the fence waits for it).
+	AppliedIndex uint64 `json:"applied_index"`
+}

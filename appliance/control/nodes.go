@@ -358,31 +358,34 @@ func (c *Controller) JoinComplete(ctx context.Context, req api.JoinCompleteReque
 }
 
 // Heartbeat records a node's report on the leader.
-func (c *Controller) Heartbeat(ctx context.Context, body []byte) error {
+func (c *Controller) Heartbeat(ctx context.Context, body []byte) (api.HeartbeatAck, error) {
 	var hb health.Heartbeat
 	if err := json.Unmarshal(body, &hb); err != nil {
-		return badRequest("invalid heartbeat: %v", err)
+		return api.HeartbeatAck{}, badRequest("invalid heartbeat: %v", err)
 	}
 	if peer := api.PeerNode(ctx); peer != "" && peer != hb.Node && !api.IsForwarded(ctx) {
-		return &api.Error{Status: http.StatusForbidden, Message: fmt.Sprintf("node %s cannot report for %s", peer, hb.Node)}
+		return api.HeartbeatAck{}, &api.Error{Status: http.StatusForbidden, Message: fmt.Sprintf("node %s cannot report for %s", peer, hb.Node)}
 	}
 	st := c.store()
 	if st == nil {
-		return cluster.ErrNotMember
+		return api.HeartbeatAck{}, cluster.ErrNotMember
 	}
 	if !st.IsLeader() {
 		f, err := c.leader(ctx)
 		if err != nil || f == nil {
-			return err
+			return api.HeartbeatAck{}, err
 		}
-		return f.done(f.lc.Heartbeat(f.ctx, hb))
+		ack, err := f.lc.Heartbeat(f.ctx, hb)
+		return ack, f.done(err)
 	}
 	if err := c.live.Record(hb); err != nil {
-		return &api.Error{Status: http.StatusConflict, Message: err.Error()}
+		return api.HeartbeatAck{}, &api.Error{Status: http.StatusConflict, Message: err.Error()}
 	}
 	// Acknowledged only once recorded: the node resends them otherwise.
 	if len(hb.Events) > 0 {
-		return c.RecordEvents(ctx, hb.Events...)
+		if err := c.RecordEvents(ctx, hb.Events...); err != nil {
+			return api.HeartbeatAck{}, err
+		}
 	}
-	return nil
+	return api.HeartbeatAck{AppliedIndex: st.AppliedIndex()}, nil
 }
