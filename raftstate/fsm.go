@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -23,6 +24,10 @@ type FSM struct {
 	mu      sync.RWMutex
 	state   *State
 	changed func()
+	// view is a read-only copy of state shared by View callers, dropped on
+	// every change: the agent's loops read the state many times a second
+	// and it changes rarely, so they share one copy per change.
+	view atomic.Pointer[State]
 }
 
 // NewFSM returns an FSM over an empty state. changed, if not nil, is called
@@ -39,6 +44,24 @@ func (f *FSM) State() *State {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.state.Clone()
+}
+
+// View returns the current state for reading only: callers share it and
+// must not modify it. Use State for a copy of one's own.
+func (f *FSM) View() *State {
+	if v := f.view.Load(); v != nil {
+		return v
+	}
+	// Under the read lock no change can land between the clone and its
+	// publication (Apply drops the view under the write lock).
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if v := f.view.Load(); v != nil {
+		return v
+	}
+	v := f.state.Clone()
+	f.view.CompareAndSwap(nil, v)
+	return f.view.Load()
 }
 
 // Node returns a copy of one node's record, without copying the whole state
@@ -69,6 +92,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	res := f.apply(t, body, l.Index)
+	f.view.Store(nil)
 	f.mu.Unlock()
 	f.changed()
 	return res
@@ -427,6 +451,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.state = s
+	f.view.Store(nil)
 	f.mu.Unlock()
 	f.changed()
 	return nil

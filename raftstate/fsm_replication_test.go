@@ -192,3 +192,18 @@ func TestFSM_EventsAreKeptBounded(t *testing.T) {
 		t.Fatalf("kept %d events from %q to %q, want the newest %d", len(evs), evs[0].Message, evs[len(evs)-1].Message, MaxEvents)
 	}
 }
+
+func TestFSM_ViewIsSharedUntilTheNextChange(t *testing.T) {
+	f := threeNodes(t)
+	v1 := f.View()
+	if v2 := f.View(); v1 != v2 {
+		t.Fatal("two reads without a change got two copies")
+	}
+	if err := applyCmd(t, f, 10, CmdCreateDatabase, CreateDatabase{Database: testDB("cache", 6400)}); err != nil {
+		t.Fatal(err)
+	}
+	v3 := f.View()
+	if v3 == v1 || v3.Databases["cache"] == nil || v1.Databases["cache"] != nil {
+		t.Fatal("the view after a change is not the new state, or the old view changed")
+	}
+}

@@ -259,6 +259,9 @@ func (s *Store) pushCommit() {
 // AppliedIndex is the index of the last entry applied to the state here.
 func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
 
+// View returns the current state for reading only (shared; do not modify).
+func (s *Store) View() *State { return s.fsm.View() }
+
 // State returns a deep copy of the current state.
 func (s *Store) State() *State { return s.fsm.State() }
 

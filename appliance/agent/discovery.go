@@ -73,7 +73,7 @@ func (d *discovery) Masters() []sentinel.Master {
 	if store == nil {
 		return nil
 	}
-	st := store.State()
+	st := store.View()
 	var out []sentinel.Master
 	for _, name := range st.DatabaseNames() {
 		db := st.Databases[name]
@@ -109,7 +109,7 @@ func (d *discovery) Peers() []sentinel.Peer {
 		return nil
 	}
 	var out []sentinel.Peer
-	for name, n := range store.State().Nodes {
+	for name, n := range store.View().Nodes {
 		if name == d.cfg.NodeName || n.SentinelPort == 0 || n.Address == "" {
 			continue
 		}

@@ -145,7 +145,7 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 		if st == nil {
 			continue
 		}
-		state := st.State()
+		state := st.View()
 		prims := haPrimaries(state, cfg.NodeName)
 		held := ls.held(window)
 		reassert := false
@@ -258,7 +258,7 @@ func (p *primaryProbes) run(ctx context.Context, cfg *config.Config, cl *cluster
 		if st == nil {
 			continue
 		}
-		state := st.State()
+		state := st.View()
 		seen := map[string]bool{}
 		var wg sync.WaitGroup
 		for _, pi := range state.InstancesOn(cfg.NodeName) {

@@ -70,7 +70,7 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		}
 		if afterPass || time.Since(obsAt) >= observeInterval {
 			octx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			next := observe(octx, cfg, st.State(), rec)
+			next := observe(octx, cfg, st.View(), rec)
 			cancel()
 			obsAt = time.Now()
 			obs = next

@@ -119,7 +119,7 @@ func (m *monitor) report(in raftstate.Instance) (health.InstanceReport, bool) {
 
 func (m *monitor) tick(ctx context.Context) {
 	cfg := m.c.cfg.Failover
-	st := m.c.store().State()
+	st := m.c.store().View()
 	for _, name := range st.NodeNames() {
 		lost := m.silence(name) > cfg.Detection
 		if lost != m.lost[name] {
