@@ -35,12 +35,17 @@ type fakeAPI struct {
 	// refuse, when set, is what the agent answers every action with (a
 	// leader lost, say), while reads still succeed.
 	refuse error
+	// events are the recorded events, oldest first; eventsErr, when
+	// set, fails their read alone.
+	events     []api.Event
+	eventsErr  error
+	eventReads int
 }
 
 var _ source.API = (*fakeAPI)(nil)
 
 func newFake(n int) *fakeAPI {
-	return &fakeAPI{dbs: tuitest.Databases(n), nodes: tuitest.Nodes(), status: tuitest.Status()}
+	return &fakeAPI{dbs: tuitest.Databases(n), nodes: tuitest.Nodes(), status: tuitest.Status(), events: tuitest.Events()}
 }
 
 func (f *fakeAPI) ClusterStatus(context.Context) (api.ClusterStatus, error) {
@@ -84,6 +89,19 @@ func (f *fakeAPI) DatabaseURL(_ context.Context, name string) (api.URL, error) {
 		}
 	}
 	return api.URL{}, &api.Error{Status: 404, Message: fmt.Sprintf("database %q does not exist", name)}
+}
+
+func (f *fakeAPI) Events(context.Context) ([]api.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.eventReads++
+	switch {
+	case f.down != nil:
+		return nil, f.down
+	case f.eventsErr != nil:
+		return nil, f.eventsErr
+	}
+	return slices.Clone(f.events), nil
 }
 
 func (f *fakeAPI) Versions(context.Context) ([]api.Version, error) { return tuitest.Versions(), nil }

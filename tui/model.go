@@ -223,6 +223,17 @@ func (m Model) onSnapshot(s source.SnapshotMsg) Model {
 			}
 		}
 	}
+	// The events have their own error and age, shown in their view: an
+	// agent that cannot list them still shows the cluster live.
+	if s.EventsErr == nil {
+		m.events.SetEvents(s.Events, s.Started)
+	} else {
+		m.events.SetError(s.EventsErr)
+		m.ctx.Log.Debug("reading the events failed", "err", s.EventsErr)
+	}
+	if m.inDetail {
+		m.detail.SetEvents(m.events.Events(), m.events.Err())
+	}
 	m.lastErr = s.Err()
 	if m.lastErr == nil {
 		// The data is as old as the moment it was asked for.
@@ -397,6 +408,9 @@ func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 	case m.tab == TabDatabases && !m.inDetail && m.dbs.Capturing():
 		m.dbs, cmd = m.dbs.Update(k)
 		return m, cmd
+	case m.tab == TabEvents && m.events.Capturing():
+		m.events, cmd = m.events.Update(k)
+		return m, cmd
 	}
 
 	switch {
@@ -447,6 +461,7 @@ func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 		switch {
 		case key.Matches(k, km.Open) && ok:
 			m.detail = dbdetail.New(m.ctx, db)
+			m.detail.SetEvents(m.events.Events(), m.events.Err())
 			m.inDetail = true
 			return m, m.src.URL(db.Name)
 		case key.Matches(k, km.Back) && m.dbs.Filter() == "":
@@ -465,6 +480,13 @@ func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 			return m, nil
 		}
 		m.cluster, cmd = m.cluster.Update(k)
+		return m, cmd
+	case m.tab == TabEvents:
+		if key.Matches(k, km.Back) && m.events.Filter() == "" {
+			m.flash = nil
+			return m, nil
+		}
+		m.events, cmd = m.events.Update(k)
 		return m, cmd
 	}
 	if key.Matches(k, km.Back) {

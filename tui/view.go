@@ -213,6 +213,9 @@ func (m Model) contentView() string {
 		}
 		return m.dbs.View()
 	}
+	if !m.events.Loaded() && m.events.Err() == nil {
+		return m.waitingView(w, h)
+	}
 	return m.events.View()
 }
 
@@ -295,7 +298,7 @@ func (m Model) shortHelp() []hint {
 			hs = append(hs, m.databaseHints(m.detail.Database())...)
 		}
 		return append(hs, hint{km.Back, 2}, hint{km.Help, 0}, hint{km.Quit, 5})
-	case m.tab == TabDatabases && m.dbs.Capturing():
+	case m.tab == TabDatabases && m.dbs.Capturing(), m.tab == TabEvents && m.events.Capturing():
 		return keep(
 			key.NewBinding(key.WithHelp("enter", "keep the filter")),
 			key.NewBinding(key.WithHelp("esc", "clear it")),
@@ -309,6 +312,8 @@ func (m Model) shortHelp() []hint {
 		return append(hs, hint{km.Help, 0}, hint{km.Quit, 5})
 	case m.tab == TabCluster:
 		return keep(km.Drain, km.New, km.NextTab, km.Help, km.Quit)
+	case m.tab == TabEvents:
+		return keep(km.Filter, km.NextTab, km.Help, km.Quit)
 	}
 	return keep(km.NextTab, km.Help, km.Quit)
 }

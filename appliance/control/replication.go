@@ -440,7 +440,8 @@ func (c *Controller) changeLink(ctx context.Context, name string, ct raftstate.C
 	if err := c.store().Apply(ctx, ct, payload); err != nil {
 		return api.Database{}, err
 	}
-	c.event(ct.String(), name, "", fmt.Sprintf("%s: %s", ct, name))
+	kind := map[raftstate.CommandType]string{raftstate.CmdPromoteDatabase: "promote", raftstate.CmdUnlinkDatabase: "unlink"}[ct]
+	c.event(kind, name, "", fmt.Sprintf("%s: %s", kind, name))
 	v, err := c.waitFor(ctx, name, func(v api.Database) bool {
 		for _, in := range v.Instances {
 			if in.Role == string(raftstate.RolePrimary) {

@@ -120,6 +120,7 @@ func (k KeyMap) Groups() []Group {
 			h("esc", "back, close"), h("q", "quit"), h("ctrl+c", "quit anywhere")}},
 		{"Lists", []key.Binding{h("↑↓ j k", "move"), h("pgup pgdn", "page"), h("g G", "first, last")}},
 		{"Cluster", []key.Binding{h("d", "drain node")}},
+		{"Events", []key.Binding{h("/", "filter")}},
 		{"Database detail", []key.Binding{h("r", "show password"), h("F L P U", "as in the list"), h("R D", "restart, delete"), h("esc", "back to list")}},
 		{"Databases", []key.Binding{h("enter", "open detail"), h("/", "filter"), h("s S", "sort, reverse"),
 			h("n", "new database"), h("L", "linked replica"), h("F", "planned failover"),

@@ -30,6 +30,7 @@ type API interface {
 	FailoverDatabase(ctx context.Context, name string, req api.FailoverRequest) (api.FailoverResult, error)
 	PromoteDatabase(ctx context.Context, name string) (api.Database, error)
 	UnlinkDatabase(ctx context.Context, name string) (api.Database, error)
+	Events(ctx context.Context) ([]api.Event, error)
 }
 
 var _ API = (*api.Client)(nil)
@@ -55,7 +56,7 @@ func New(ctx context.Context, a API, timeout time.Duration) *Source {
 	return &Source{ctx: ctx, api: a, timeout: timeout, now: time.Now}
 }
 
-// SnapshotMsg is the answer to Refresh: what the three calls returned. A
+// SnapshotMsg is the answer to Refresh: what the four calls returned. A
 // call that failed leaves its value zero and sets its error.
 type SnapshotMsg struct {
 	// Started and At are when the refresh began and ended.
@@ -69,11 +70,19 @@ type SnapshotMsg struct {
 
 	Databases    []api.Database
 	DatabasesErr error
+
+	// Events are the recorded events, oldest first (the cluster keeps
+	// the last 1000). EventsErr is not part of Err: the events are
+	// history, shown in their own view with their own error and age, and
+	// an agent that cannot list them must not make the cluster's state
+	// look stale.
+	Events    []api.Event
+	EventsErr error
 }
 
-// Err returns the errors of the snapshot, each message once (an agent
-// that is down fails all three calls alike), or nil when all three calls
-// answered.
+// Err returns the errors of the cluster's state (status, nodes,
+// databases), each message once (an agent that is down fails all three
+// calls alike), or nil when all three calls answered.
 func (m SnapshotMsg) Err() error {
 	var errs []error
 	seen := map[string]bool{}
@@ -86,8 +95,8 @@ func (m SnapshotMsg) Err() error {
 	return errors.Join(errs...)
 }
 
-// Refresh fetches the cluster status, the nodes and the databases in
-// parallel, each bounded by the Source's timeout.
+// Refresh fetches the cluster status, the nodes, the databases and the
+// events in parallel, each bounded by the Source's timeout.
 func (s *Source) Refresh() tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
@@ -105,6 +114,10 @@ func (s *Source) Refresh() tea.Cmd {
 		wg.Go(func() {
 			m.Databases, m.DatabasesErr = s.api.ListDatabases(ctx)
 			m.DatabasesErr = s.explain(m.DatabasesErr)
+		})
+		wg.Go(func() {
+			m.Events, m.EventsErr = s.api.Events(ctx)
+			m.EventsErr = s.explain(m.EventsErr)
 		})
 		wg.Wait()
 		m.At = s.now()

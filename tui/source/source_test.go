@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func (slowAPI) ListDatabases(ctx context.Context) ([]api.Database, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
+func (slowAPI) Events(ctx context.Context) ([]api.Event, error) { <-ctx.Done(); return nil, ctx.Err() }
 
 // TestRefreshIsBounded: an agent that hangs costs one timeout, and the
 // error says what happened in words.
@@ -40,6 +42,55 @@ func TestRefreshIsBounded(t *testing.T) {
 	// The three calls failed alike: said once.
 	if strings.Count(err.Error(), "did not answer") != 1 {
 		t.Fatalf("repeated: %v", err)
+	}
+	// The events were asked for in the same bound, and say it as well.
+	if msg.EventsErr == nil || !strings.Contains(msg.EventsErr.Error(), "the agent did not answer within 50ms") {
+		t.Fatalf("events err = %v", msg.EventsErr)
+	}
+}
+
+// eventsAPI is a fake agent that answers every read, and counts the reads
+// of the events.
+type eventsAPI struct {
+	source.API
+	mu    sync.Mutex
+	reads int
+	err   error
+}
+
+func (*eventsAPI) ClusterStatus(context.Context) (api.ClusterStatus, error) {
+	return api.ClusterStatus{Node: "n1"}, nil
+}
+func (*eventsAPI) Nodes(context.Context) ([]api.Node, error) { return []api.Node{{Name: "n1"}}, nil }
+func (*eventsAPI) ListDatabases(context.Context) ([]api.Database, error) {
+	return []api.Database{{Name: "sessions"}}, nil
+}
+func (a *eventsAPI) Events(context.Context) ([]api.Event, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reads++
+	if a.err != nil {
+		return nil, a.err
+	}
+	return []api.Event{{Kind: "detected", Database: "sessions"}, {Kind: "promoted", Database: "sessions", Node: "n2"}}, nil
+}
+
+// TestRefreshReadsTheEvents: every refresh reads the events, as they are,
+// with the rest; a failure to read them is the events' own and leaves the
+// cluster's state live.
+func TestRefreshReadsTheEvents(t *testing.T) {
+	a := &eventsAPI{}
+	s := source.New(context.Background(), a, time.Second)
+	for i := 1; i <= 2; i++ {
+		msg := s.Refresh()().(source.SnapshotMsg)
+		if a.reads != i || len(msg.Events) != 2 || msg.Events[1].Kind != "promoted" || msg.EventsErr != nil {
+			t.Fatalf("refresh %d: %d reads, events %+v, err %v", i, a.reads, msg.Events, msg.EventsErr)
+		}
+	}
+	a.err = &api.Error{Status: 404, Message: "no route GET /v1/events"}
+	msg := s.Refresh()().(source.SnapshotMsg)
+	if msg.EventsErr == nil || msg.Events != nil || msg.Err() != nil || len(msg.Databases) != 1 {
+		t.Fatalf("events failing: events %v, err %v, snapshot err %v", msg.Events, msg.EventsErr, msg.Err())
 	}
 }
 

@@ -114,3 +114,19 @@ func (s Styles) State(state string) lipgloss.Style {
 	}
 	return s.Info
 }
+
+// Event returns the style of an event's kind: red for a failure or a
+// refusal to act on one, yellow for what the cluster did about it (a
+// promotion, a fence), cyan for a return to normal or a planned change.
+// A kind this UI does not know is drawn plain.
+func (s Styles) Event(kind string) lipgloss.Style {
+	switch kind {
+	case "detected", "failover-refused", "node-lost":
+		return s.Err
+	case "promoted", "fenced":
+		return s.Warn
+	case "unfenced", "node-back", "switchover", "promote":
+		return s.Info
+	}
+	return s.Renderer.NewStyle()
+}

@@ -2,11 +2,11 @@
 // connection URL with the password masked until `r` reveals it, its
 // replication (primary node and epoch, replicas, why a failed primary is
 // not being replaced, what it follows, its linked replicas, read-only, when
-// it was promoted), and its instances
-// with their node, role, address, state, replication link, sync, lag,
-// last IO and offset, pid, restarts and redis-server version. What the
-// width leaves out of the table is on the line under it, for the instance
-// under the cursor.
+// it was promoted), its last few events, and its instances with their
+// node, role, address, state, replication link, sync, lag, last IO and
+// offset, pid, restarts and redis-server version. What the width leaves
+// out of the table is on the line under it, for the instance under the
+// cursor.
 package dbdetail
 
 import (
@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
+	"github.com/redis-appliance/redis-appliance/tui/components/events"
 	"github.com/redis-appliance/redis-appliance/tui/components/gauge"
 	"github.com/redis-appliance/redis-appliance/tui/components/table"
 	"github.com/redis-appliance/redis-appliance/tui/layout"
@@ -74,6 +75,10 @@ var Flavors = map[string]string{
 // panelLines is the most the line about the selected instance takes.
 const panelLines = 2
 
+// eventLines is the most events of the database the summary lists; on a
+// short screen it lists the newest only, or none.
+const eventLines = 3
+
 // Model is the detail of one database.
 type Model struct {
 	ctx      *uictx.Context
@@ -82,9 +87,13 @@ type Model struct {
 	url      string
 	urlErr   error
 	revealed bool
-	table    table.Model
-	width    int
-	height   int
+	// events are the database's last events, newest first; eventsErr
+	// says they may not be the latest.
+	events    []api.Event
+	eventsErr error
+	table     table.Model
+	width     int
+	height    int
 }
 
 // New returns the detail of db; its URL is fetched by the caller and set
@@ -160,6 +169,19 @@ func (m *Model) SetDatabases(dbs []api.Database) {
 	m.gone = true
 }
 
+// SetEvents takes the cluster's events, oldest first, and keeps the
+// database's last few; err says the last read of the events failed, so
+// these may not be the latest.
+func (m *Model) SetEvents(evs []api.Event, err error) {
+	m.events, m.eventsErr = nil, err
+	for i := len(evs) - 1; i >= 0 && len(m.events) < eventLines; i-- {
+		if evs[i].Database == m.db.Name {
+			m.events = append(m.events, evs[i])
+		}
+	}
+	m.SetSize(m.width, m.height)
+}
+
 // SetURL sets the connection URL, or why it could not be read.
 func (m *Model) SetURL(u string, err error) {
 	m.url, m.urlErr = u, err
@@ -228,17 +250,24 @@ func (m Model) View() string {
 }
 
 // summary returns the lines above the instances' table, its title
-// included. On a short screen it leaves out the unit, the creation time
-// and a blank line, so that the instances keep some rows.
+// included. On a short screen it leaves out the unit, the creation time,
+// a blank line and all but the newest event, then that event too, so
+// that the instances keep some rows.
 func (m Model) summary() []string {
-	full := m.summaryLines(false)
-	if m.height > 0 && m.height-len(full) < 1+min(len(m.db.Instances), 3) {
-		return m.summaryLines(true)
+	var lines []string
+	for _, c := range []struct {
+		short   bool
+		nEvents int
+	}{{false, eventLines}, {true, 1}, {true, 0}} {
+		lines = m.summaryLines(c.short, c.nEvents)
+		if m.height <= 0 || m.height-len(lines) >= 1+min(len(m.db.Instances), 3) {
+			break
+		}
 	}
-	return full
+	return lines
 }
 
-func (m Model) summaryLines(short bool) []string {
+func (m Model) summaryLines(short bool, nEvents int) []string {
 	st := m.ctx.Styles
 	db := m.db
 	title := st.Title.Render("DATABASE "+db.Name) + "  " + st.State(db.State).Render(db.State)
@@ -326,10 +355,42 @@ func (m Model) summaryLines(short bool) []string {
 		}
 		add("promoted", at)
 	}
+	for i, l := range m.eventLines(m.events[:min(len(m.events), nEvents)]) {
+		label := ""
+		if i == 0 {
+			label = "events"
+		}
+		add(label, l)
+	}
 	if !short {
 		lines = append(lines, "")
 	}
 	return append(lines, st.Title.Render("INSTANCES")+fmt.Sprintf(" %d", len(db.Instances)))
+}
+
+// eventLines are the events, one a line, in columns: the time, the kind
+// (uncoloured when it may not be the latest), the node and the message,
+// cut with "…".
+func (m Model) eventLines(evs []api.Event) []string {
+	st := m.ctx.Styles
+	var tw, kw, nw int
+	for _, e := range evs {
+		tw = max(tw, layout.Width(events.Time(e.At, m.ctx.Now)))
+		kw, nw = max(kw, layout.Width(e.Kind)), max(nw, layout.Width(e.Node))
+	}
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		kind := layout.Pad(e.Kind, kw)
+		if !m.ctx.Stale && m.eventsErr == nil {
+			kind = st.Event(e.Kind).Render(kind)
+		}
+		s := st.Faint.Render(layout.Pad(events.Time(e.At, m.ctx.Now), tw)) + "  " + kind + "  "
+		if nw > 0 {
+			s += layout.Pad(e.Node, nw) + "  "
+		}
+		out[i] = layout.Truncate(s+strings.Join(strings.Fields(e.Message), " "), m.width-10)
+	}
+	return out
 }
 
 // panel describes the instance under the cursor in full, for what the

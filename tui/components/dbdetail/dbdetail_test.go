@@ -5,9 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/muesli/termenv"
+
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/tui/components/dbdetail"
 	"github.com/redis-appliance/redis-appliance/tui/internal/tuitest"
+	"github.com/redis-appliance/redis-appliance/tui/theme"
 )
 
 const (
@@ -231,5 +234,59 @@ func TestFailoverStatus(t *testing.T) {
 	v := sized(db, 80, 18).View()
 	if l := line(v, "failover"); !strings.Contains(l, "no replica qualifies") || !strings.Contains(strings.Join(strings.Fields(v), " "), "(max_lag 64 MiB)") {
 		t.Fatalf("failover status not shown whole:\n%s", v)
+	}
+}
+
+// TestEvents: the detail lists the database's newest events, newest first,
+// one a line in columns, under its replication, at 80×24 (20 lines of
+// content) with every instance still on screen; the other databases'
+// events are not there.
+func TestEvents(t *testing.T) {
+	m := sized(named(t, 2, "sessions"), 80, 20)
+	m.SetEvents(tuitest.Events(), nil)
+	v := m.View()
+	tuitest.Golden(t, v)
+	for _, want := range []string{"events    11:59:17     promoted    n2  sessions-0 on n2", "          05-31 16:42  switchover  n3", "sessions-2"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("no %q:\n%s", want, v)
+		}
+	}
+	if strings.Contains(v, "failover-refused") || strings.Contains(v, "node-lost") {
+		t.Errorf("another database's or a node's event:\n%s", v)
+	}
+}
+
+// TestEventsOnAShortScreen: with a failover status and a short screen,
+// the newest event stays and the instances keep their rows.
+func TestEventsOnAShortScreen(t *testing.T) {
+	db := named(t, 2, "sessions")
+	db.FailoverStatus = "primary failed (node n2 silent for 1.5s) and no replica qualifies: the replica on n3 is 80 MiB behind (max_lag 1 MiB)"
+	m := sized(db, 80, 16)
+	m.SetEvents(tuitest.Events(), nil)
+	v := m.View()
+	if !strings.Contains(v, "events    11:59:17  promoted  n2") || strings.Contains(v, "switchover") {
+		t.Fatalf("short screen, want only the newest event:\n%s", v)
+	}
+	for _, id := range []string{"sessions-0", "sessions-1", "sessions-2"} {
+		if line(v, id) == "" {
+			t.Errorf("%s not on screen:\n%s", id, v)
+		}
+	}
+}
+
+// TestEventsMayBeOld: events that could not be read again are drawn
+// without the colours of live data.
+func TestEventsMayBeOld(t *testing.T) {
+	ctx := tuitest.Context(80, 20)
+	ctx.Styles = theme.New(tuitest.Renderer(termenv.ANSI))
+	m := dbdetail.New(ctx, named(t, 2, "sessions"))
+	m.SetSize(80, 20)
+	m.SetEvents(tuitest.Events(), nil)
+	if v := m.View(); !strings.Contains(v, "\x1b[33mpromoted") {
+		t.Fatalf("live events not coloured:\n%q", v)
+	}
+	m.SetEvents(tuitest.Events(), errors.New("the agent did not answer within 3s"))
+	if v := m.View(); strings.Contains(v, "\x1b[33mpromoted") || !strings.Contains(v, "promoted") {
+		t.Fatalf("old events coloured:\n%q", v)
 	}
 }

@@ -90,6 +90,15 @@ func (m *Model) SetCursor(i int) {
 	m.clamp()
 }
 
+// Pin moves the cursor to row i and scrolls so that it is on line `line`
+// of the window (0 is the first row), as far as the rows allow: when rows
+// are added above the cursor, what is on screen stays where it was.
+func (m *Model) Pin(i, line int) {
+	m.cursor = i
+	m.offset = i - line
+	m.clamp()
+}
+
 // page is how many rows the window shows.
 func (m Model) page() int { return max(1, m.height-1) }
 

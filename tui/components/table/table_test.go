@@ -93,6 +93,25 @@ func TestCursorStaysInTheWindow(t *testing.T) {
 	}
 }
 
+// TestPin: rows added above the cursor move neither the cursor's row nor
+// what is on screen; near the ends the window stays within the rows.
+func TestPin(t *testing.T) {
+	m := table.New(tuitest.Context(40, 10), cols)
+	m.SetSize(40, 11) // a header and 10 rows
+	m.SetRows(100)
+	for _, c := range []struct{ row, line, wantFrom int }{
+		{25, 3, 22},  // three rows above it on screen
+		{2, 5, 0},    // cannot scroll above the first row
+		{98, 1, 90},  // nor past the last
+		{50, 20, 41}, // a line off the window: the cursor stays on screen
+	} {
+		m.Pin(c.row, c.line)
+		if from, _ := m.Window(); m.Cursor() != c.row || from != c.wantFrom {
+			t.Errorf("Pin(%d, %d): cursor %d from %d, want from %d", c.row, c.line, m.Cursor(), from, c.wantFrom)
+		}
+	}
+}
+
 // TestSelectedRowIsMarkedWithoutColours: the cursor's row carries a
 // marker, so it shows where colours are off.
 func TestSelectedRowIsMarkedWithoutColours(t *testing.T) {

@@ -278,3 +278,56 @@ func (e environ) Getenv(k string) string { return e[k] }
 func RendererFor(env map[string]string) *lipgloss.Renderer {
 	return lipgloss.NewRenderer(io.Discard, termenv.WithEnvironment(environ(env)), termenv.WithTTY(true))
 }
+
+// Events returns what the cluster of Databases and Nodes recorded, oldest
+// first, as the agent words it: yesterday a planned switchover of
+// sessions to n3; this morning n1 briefly fenced (a lease lost for a
+// second) and then lost and back; a minute ago n3 lost, sessions failed
+// over to n2 and orders refused, its only replica being too far behind.
+func Events() []api.Event {
+	at := func(day, h, m, s, ms int) time.Time {
+		return time.Date(2025, 6, day, h, m, s, ms*int(time.Millisecond), time.UTC)
+	}
+	return []api.Event{
+		{At: at(0, 16, 42, 10, 250), Kind: "switchover", Database: "sessions", Node: "n3",
+			Message: "planned switchover of sessions from n1 to n3 (epoch 2); writes paused 10ms"},
+		{At: at(1, 10, 2, 44, 100), Kind: "fenced", Node: "n1",
+			Message: "no word from the leader for 1s: 2 primaries refuse writes until contact returns"},
+		{At: at(1, 10, 2, 45, 350), Kind: "unfenced", Node: "n1",
+			Message: "the leader is reachable again: 2 primaries take writes"},
+		{At: at(1, 10, 41, 7, 20), Kind: "node-lost", Node: "n1", Message: "node n1 silent for more than 1.5s"},
+		{At: at(1, 10, 41, 39, 480), Kind: "node-back", Node: "n1", Message: "node n1 reports again"},
+		{At: at(1, 11, 59, 17, 812), Kind: "node-lost", Node: "n3", Message: "node n3 silent for more than 1.5s"},
+		{At: at(1, 11, 59, 17, 815), Kind: "detected", Database: "sessions", Node: "n3",
+			Message: "primary sessions-1 of sessions failed: node n3 silent for 1.503s; replicas confirm"},
+		{At: at(1, 11, 59, 17, 840), Kind: "promoted", Database: "sessions", Node: "n2",
+			Message: "sessions-0 on n2 is the primary of sessions (epoch 3) after node n3 silent for 1.503s"},
+		{At: at(1, 11, 59, 17, 846), Kind: "failover-refused", Database: "orders",
+			Message: "primary failed (node n3 silent for 1.506s) and no replica qualifies: the replica on n1 is 3145728 bytes behind (max_lag 1048576)"},
+	}
+}
+
+// ManyEvents returns n events, oldest first, one a second up to Now, of
+// every kind the agent records, over the databases of Databases and the
+// nodes of Nodes; event i's message starts with "event i:".
+func ManyEvents(n int) []api.Event {
+	kinds := []string{"node-lost", "fenced", "detected", "promoted", "failover-refused", "unfenced", "node-back", "switchover"}
+	dbs := []string{"sessions", "orders", "db-010", "cache"}
+	out := make([]api.Event, n)
+	for i := range out {
+		e := api.Event{
+			At:   Now.Add(-time.Duration(n-i) * time.Second),
+			Kind: kinds[i%len(kinds)],
+			Node: fmt.Sprintf("n%d", i%3+1),
+		}
+		e.Message = fmt.Sprintf("event %d: %s on %s", i, e.Kind, e.Node)
+		switch e.Kind {
+		case "node-lost", "node-back", "fenced", "unfenced":
+		default:
+			e.Database = dbs[i%len(dbs)]
+			e.Message = fmt.Sprintf("event %d: %s of %s on %s", i, e.Kind, e.Database, e.Node)
+		}
+		out[i] = e
+	}
+	return out
+}
