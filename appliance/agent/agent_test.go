@@ -198,6 +198,10 @@ func TestAgent_DatabaseLifecycleWithRealClients(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Name != "cache" || list[0].State != api.StateRunning {
 		t.Fatalf("list = %+v, %v", list, err)
 	}
+	// The go-redis connection above is counted (with the agent's own).
+	if list[0].Clients < 2 {
+		t.Errorf("clients = %d with a go-redis client connected, want at least 2", list[0].Clients)
+	}
 	show, err := a.client.GetDatabase(ctx, "cache")
 	if err != nil || show.MemoryUsedBytes <= 0 || show.Instances[0].PID <= 0 || show.Unit != "redis-appliance-db-cache-0.service" {
 		t.Fatalf("show = %+v, %v", show, err)

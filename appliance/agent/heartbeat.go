@@ -149,6 +149,7 @@ func observe(ctx context.Context, cfg *config.Config, st *raftstate.State, rec *
 			ID: pi.Instance.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
 			MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,
 			ReplOffset: o.ReplOffset, AppliedGeneration: rec.AppliedGeneration(pi.Instance.ID), Link: o.Link,
+			OpsPerSec: o.OpsPerSec, Clients: o.Clients,
 		})
 	}
 	if present, err := rec.Present(ctx); err == nil {

@@ -73,11 +73,14 @@ type Database struct {
 	MemoryBytes int64     `json:"memory_bytes"`
 	CreatedAt   time.Time `json:"created_at"`
 	// Port, Unit, State and MemoryUsedBytes are the primary instance's.
-	Port            int        `json:"port"`
-	Unit            string     `json:"unit"`
-	State           string     `json:"state"`
-	MemoryUsedBytes int64      `json:"memory_used_bytes"`
-	Instances       []Instance `json:"instances"`
+	Port            int    `json:"port"`
+	Unit            string `json:"unit"`
+	State           string `json:"state"`
+	MemoryUsedBytes int64  `json:"memory_used_bytes"`
+	// OpsPerSec and Clients are the primary's, as last observed.
+	OpsPerSec int64      `json:"ops_per_sec"`
+	Clients   int        `json:"clients"`
+	Instances []Instance `json:"instances"`
 	// Epoch counts primary changes (switchovers, failovers, promotions).
 	Epoch uint64 `json:"epoch"`
 	// Follows names what a linked replica follows: a database of the
@@ -112,6 +115,10 @@ type Instance struct {
 	Error string `json:"error,omitempty"`
 	// Offset is the instance's replication offset (master_repl_offset).
 	Offset int64 `json:"offset"`
+	// OpsPerSec and Clients: instantaneous_ops_per_sec and
+	// connected_clients as last observed (every 2 s).
+	OpsPerSec int64 `json:"ops_per_sec"`
+	Clients   int   `json:"clients"`
 	// Replication is set for an instance that replicates something.
 	Replication *Replication `json:"replication,omitempty"`
 }

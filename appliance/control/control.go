@@ -444,6 +444,7 @@ func (c *Controller) observe(ctx context.Context, db *raftstate.Database, in raf
 			ID: in.ID, Installed: true, State: o.State, PID: o.PID, Restarts: o.Restarts,
 			MemoryUsed: o.MemoryUsed, ServerVersion: o.ServerVersion, Role: o.Role, Error: o.Error,
 			AppliedGeneration: rec.AppliedGeneration(in.ID), ReplOffset: o.ReplOffset, Link: o.Link,
+			OpsPerSec: o.OpsPerSec, Clients: o.Clients,
 		}
 	}
 	r, age, ok := c.live.Instance(in.Node, in.ID)
@@ -491,10 +492,12 @@ func (c *Controller) view(ctx context.Context, st *raftstate.State, db *raftstat
 			ID: in.ID, Node: in.Node, Host: c.host(st, in.Node), Port: in.Port, Role: string(in.Role),
 			Unit: reconcile.UnitName(in.ID), State: o.State, PID: o.PID, Restarts: o.Restarts, Error: o.Error,
 			MemoryUsedBytes: o.MemoryUsed, ServerVersion: o.ServerVersion, Offset: o.ReplOffset,
+			OpsPerSec: o.OpsPerSec, Clients: o.Clients,
 			Replication: replicationView(st, db, in, offsets, o),
 		}
 		if in.Role == raftstate.RolePrimary {
 			v.Port, v.Unit, v.State, v.MemoryUsedBytes = iv.Port, iv.Unit, iv.State, iv.MemoryUsedBytes
+			v.OpsPerSec, v.Clients = iv.OpsPerSec, iv.Clients
 		}
 		v.Instances = append(v.Instances, iv)
 	}

@@ -51,6 +51,9 @@ type InstanceReport struct {
 	AppliedGeneration uint64 `json:"applied_generation"`
 	// Link is set when the instance replicates something.
 	Link *Link `json:"link,omitempty"`
+	// OpsPerSec and Clients: instantaneous_ops_per_sec, connected_clients.
+	OpsPerSec int64 `json:"ops_per_sec,omitempty"`
+	Clients   int   `json:"clients,omitempty"`
 }
 
 // Link is a replica's view of its replication link, from INFO replication.

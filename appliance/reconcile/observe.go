@@ -33,6 +33,10 @@ type Observation struct {
 	Error string
 	// Link is set when the instance replicates something.
 	Link *health.Link
+	// OpsPerSec and Clients are instantaneous_ops_per_sec and
+	// connected_clients (the agent's own connection included).
+	OpsPerSec int64
+	Clients   int
 }
 
 // probeTimeout bounds one INFO call: observation must never hang the API.
@@ -103,6 +107,8 @@ func (r *Reconciler) observe(ctx context.Context, db *raftstate.Database, in raf
 	o.ServerVersion = info["redis_version"]
 	o.Role = info["role"]
 	o.ReplOffset, _ = strconv.ParseInt(info["master_repl_offset"], 10, 64)
+	o.OpsPerSec, _ = strconv.ParseInt(info["instantaneous_ops_per_sec"], 10, 64)
+	o.Clients, _ = strconv.Atoi(info["connected_clients"])
 	if o.Role == "slave" {
 		l := &health.Link{MasterHost: info["master_host"], Up: info["master_link_status"] == "up",
 			SyncInProgress: info["master_sync_in_progress"] == "1", LastIOSeconds: -1}
@@ -167,7 +173,7 @@ func (p *prober) info(ctx context.Context, keys *secrets.Keyring, db *raftstate.
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	raw, err := c.Info(ctx, "server", "memory", "replication", "persistence").Result()
+	raw, err := c.Info(ctx, "server", "clients", "memory", "stats", "replication", "persistence").Result()
 	if err != nil {
 		return nil, err
 	}
