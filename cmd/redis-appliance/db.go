@@ -90,9 +90,10 @@ func newDBListCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(dbs)
 			}
-			t := newTable("NAME", "VERSION", "FLAVOR", "MEMORY", "USED", "PORT", "STATE")
+			t := newTable("NAME", "VERSION", "FLAVOR", "MEMORY", "USED", "PORT", "STATE", "REPLICAS", "OPS/S", "CLIENTS")
 			for _, db := range dbs {
-				t.row(db.Name, db.Version, db.Flavor, sizing.FormatSize(db.MemoryBytes), sizing.FormatSize(db.MemoryUsedBytes), db.Port, db.State)
+				t.row(db.Name, db.Version, db.Flavor, sizing.FormatSize(db.MemoryBytes), sizing.FormatSize(db.MemoryUsedBytes), db.Port, db.State,
+					len(db.Instances)-1, db.OpsPerSec, db.Clients)
 			}
 			return t.flush()
 		},
@@ -134,6 +135,7 @@ func printDatabase(g *globals, db api.Database) error {
 	t.row("Port:", db.Port)
 	t.row("Unit:", db.Unit)
 	t.row("State:", db.State)
+	t.row("Ops/s, clients:", fmt.Sprintf("%d, %d (primary, observed every 2 s)", db.OpsPerSec, db.Clients))
 	t.row("Epoch:", db.Epoch)
 	if db.Follows != "" {
 		t.row("Follows:", db.Follows)
