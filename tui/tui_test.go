@@ -135,6 +135,7 @@ func TestScreens(t *testing.T) {
 		{"cluster", nil},
 		{"databases", []string{"2"}},
 		{"databases-end", []string{"2", "G"}},
+		{"databases-by-ops", []string{"2", "s", "s", "s", "home"}},
 		{"detail", []string{"2", "G", "enter", "down"}},
 		{"create", []string{"2", "n", "orders-eu", "tab", "1gb"}},
 		{"delete", []string{"2", "D", "cac"}},

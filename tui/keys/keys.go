@@ -122,7 +122,7 @@ func (k KeyMap) Groups() []Group {
 		{"Cluster", []key.Binding{h("d", "drain node")}},
 		{"Events", []key.Binding{h("/", "filter")}},
 		{"Database detail", []key.Binding{h("r", "show password"), h("F L P U", "as in the list"), h("R D", "restart, delete"), h("esc", "back to list")}},
-		{"Databases", []key.Binding{h("enter", "open detail"), h("/", "filter"), h("s S", "sort, reverse"),
+		{"Databases", []key.Binding{h("enter", "open detail"), h("/", "filter"), h("s S", "sort, reverse"), h("", "e.g. by ops/s"),
 			h("n", "new database"), h("L", "linked replica"), h("F", "planned failover"),
 			h("P U", "promote, unlink"), h("R", "restart"), h("D", "delete")}},
 		{"Forms, dialogs", []key.Binding{h("tab ↓", "next field"), h("S-tab ↑", "previous field"), h("← →", "choose"),

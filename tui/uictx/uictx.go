@@ -10,6 +10,7 @@ package uictx
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/tui/keys"
@@ -75,4 +76,28 @@ func FormatAge(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// FormatCount prints a count the way the UI's tables show ops/s and
+// clients, in at most four cells: "7", "950", "1.2k", "48k", "3.1M". It
+// cuts rather than rounds, so a figure never reads higher than it is. It
+// runs for every row on screen at every frame, hence strconv, not fmt.
+func FormatCount(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	var buf [24]byte
+	for _, u := range []struct {
+		div    int64
+		suffix byte
+	}{{1e9, 'G'}, {1e6, 'M'}, {1e3, 'k'}} {
+		switch {
+		case n >= 10*u.div:
+			return string(append(strconv.AppendInt(buf[:0], n/u.div, 10), u.suffix))
+		case n >= u.div:
+			b := append(strconv.AppendInt(buf[:0], n/u.div, 10), '.', byte('0'+n%u.div*10/u.div), u.suffix)
+			return string(b)
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }

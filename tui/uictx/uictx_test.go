@@ -24,6 +24,20 @@ func TestFormatAge(t *testing.T) {
 	}
 }
 
+// TestFormatCount: counts fit the four cells the tables give them, and
+// are cut, never rounded up.
+func TestFormatCount(t *testing.T) {
+	for n, want := range map[int64]string{
+		-1: "-", 0: "0", 7: "7", 999: "999", 1000: "1.0k", 1999: "1.9k", 9999: "9.9k",
+		10_000: "10k", 48_213: "48k", 999_999: "999k", 1_000_000: "1.0M", 31_400_000: "31M",
+		2_500_000_000: "2.5G", 999_000_000_000: "999G",
+	} {
+		if got := uictx.FormatCount(n); got != want {
+			t.Errorf("FormatCount(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
 // TestAge is -1 before any data, and never negative.
 func TestAge(t *testing.T) {
 	c := &uictx.Context{Now: time.Unix(100, 0)}

@@ -1,12 +1,12 @@
 // Package dbdetail is one database in full: its plan and memory, its
 // connection URL with the password masked until `r` reveals it, its
-// replication (primary node and epoch, replicas, why a failed primary is
-// not being replaced, what it follows, its linked replicas, read-only, when
-// it was promoted), its last few events, and its instances with their
-// node, role, address, state, replication link, sync, lag, last IO and
-// offset, pid, restarts and redis-server version. What the width leaves
-// out of the table is on the line under it, for the instance under the
-// cursor.
+// replication (primary node and epoch, the primary's ops/s and connected
+// clients, replicas, why a failed primary is not being replaced, what it
+// follows, its linked replicas, read-only, when it was promoted), its last
+// few events, and its instances with their node, role, address, state,
+// replication link, sync, lag, last IO and offset, ops/s, clients, pid,
+// restarts and redis-server version. What the width leaves out of the
+// table is on the line under it, for the instance under the cursor.
 package dbdetail
 
 import (
@@ -39,6 +39,8 @@ const (
 	colLag
 	colLastIO
 	colOffset
+	colOps
+	colClients
 	colPID
 	colRestarts
 	colVersion
@@ -46,23 +48,26 @@ const (
 )
 
 // At 80 columns the table keeps who is where and how each replica keeps
-// up (link, sync, lag, last IO); address, offset and the rest come with
-// more width, and are on the line under the table meanwhile.
+// up (link, sync, lag, last IO), and the instance IDs their room; offset
+// (from 82 columns), ops/s (89), clients (98), address and the rest come
+// with more width, and are on the line under the table meanwhile.
 var columns = []table.Column{
 	colID:       {Title: "ID", Width: 10, Flex: true},
 	colNode:     {Title: "NODE", Width: 6},
 	colRole:     {Title: "ROLE", Width: 7},
-	colAddress:  {Title: "ADDRESS", Width: 15, Drop: 5},
+	colAddress:  {Title: "ADDRESS", Width: 15, Drop: 7},
 	colState:    {Title: "STATE", Width: 8},
 	colLink:     {Title: "LINK", Width: 4},
 	colSync:     {Title: "SYNC", Width: 4, Drop: 2},
 	colLag:      {Title: "LAG", Width: 8, Right: true, Drop: 1},
 	colLastIO:   {Title: "LAST IO", Width: 7, Right: true, Drop: 3},
 	colOffset:   {Title: "OFFSET", Width: 10, Right: true, Drop: 4},
-	colPID:      {Title: "PID", Width: 7, Right: true, Drop: 8},
-	colRestarts: {Title: "RESTARTS", Width: 8, Right: true, Drop: 9},
-	colVersion:  {Title: "VERSION", Width: 7, Drop: 7},
-	colMemory:   {Title: "MEMORY", Width: 10, Right: true, Drop: 6},
+	colOps:      {Title: "OPS/S", Width: 5, Right: true, Drop: 5},
+	colClients:  {Title: "CLIENTS", Width: 7, Right: true, Drop: 6},
+	colPID:      {Title: "PID", Width: 7, Right: true, Drop: 10},
+	colRestarts: {Title: "RESTARTS", Width: 8, Right: true, Drop: 11},
+	colVersion:  {Title: "VERSION", Width: 7, Drop: 9},
+	colMemory:   {Title: "MEMORY", Width: 10, Right: true, Drop: 8},
 }
 
 // Flavors describes each flavor in a few words.
@@ -306,11 +311,14 @@ func (m Model) summaryLines(short bool, nEvents int) []string {
 		add("created", created)
 	}
 
-	primary, replicas := "-", []string(nil)
+	primary, busy, replicas := "-", "", []string(nil)
 	for _, in := range db.Instances {
 		switch in.Role {
 		case "primary":
 			primary = in.Node
+			if observed(in.State) {
+				busy = " · " + load(in)
+			}
 		case "replica":
 			replicas = append(replicas, in.Node)
 		}
@@ -323,7 +331,7 @@ func (m Model) summaryLines(short bool, nEvents int) []string {
 	default:
 		reps = fmt.Sprintf("%d replicas on %s", len(replicas), strings.Join(replicas, ", "))
 	}
-	add("primary", primary+st.Faint.Render(fmt.Sprintf(" (epoch %d)", db.Epoch))+" · "+reps)
+	add("primary", primary+st.Faint.Render(fmt.Sprintf(" (epoch %d)", db.Epoch))+busy+" · "+reps)
 	if db.FailoverStatus != "" {
 		// Why a failed primary is not being replaced: the operator's cue,
 		// whole (wrapped under its label, at most three lines).
@@ -406,6 +414,9 @@ func (m Model) panel() string {
 		parts[0] += " follows " + r.Primary
 	}
 	parts = append(parts, "offset "+strconv.FormatInt(in.Offset, 10))
+	if observed(in.State) {
+		parts = append(parts, load(in))
+	}
 	if in.PID > 0 {
 		parts = append(parts, "pid "+strconv.Itoa(in.PID))
 	}
@@ -422,6 +433,21 @@ func (m Model) panel() string {
 		lines[i] = st.Faint.Render(strings.TrimRight(l, " "))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// observed says the agent reads an instance's ops/s and clients in this
+// state: only a running redis-server answers INFO, and otherwise the API
+// says 0 for "unknown".
+func observed(state string) bool { return state == api.StateRunning }
+
+// load is an instance's ops/s and connected clients in full: "9870 ops/s
+// · 156 clients".
+func load(in api.Instance) string {
+	clients := fmt.Sprintf("%d clients", in.Clients)
+	if in.Clients == 1 {
+		clients = "1 client"
+	}
+	return fmt.Sprintf("%d ops/s · %s", in.OpsPerSec, clients)
 }
 
 func (m Model) urlLine() string {
@@ -447,6 +473,10 @@ func (m Model) cells(i int) []string {
 	state := st.State(in.State).Render(in.State)
 	if m.ctx.Stale {
 		state = st.Faint.Render(in.State)
+	}
+	ops, clients := st.Faint.Render("-"), st.Faint.Render("-")
+	if observed(in.State) {
+		ops, clients = uictx.FormatCount(in.OpsPerSec), uictx.FormatCount(int64(in.Clients))
 	}
 	link, sync, lag, lastIO := "-", "-", "-", "-"
 	if r := in.Replication; r != nil {
@@ -476,6 +506,8 @@ func (m Model) cells(i int) []string {
 		colLag:      lag,
 		colLastIO:   lastIO,
 		colOffset:   strconv.FormatInt(in.Offset, 10),
+		colOps:      ops,
+		colClients:  clients,
 		colPID:      pid,
 		colRestarts: strconv.Itoa(in.Restarts),
 		colVersion:  orDash(in.ServerVersion),

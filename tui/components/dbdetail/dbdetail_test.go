@@ -10,6 +10,7 @@ import (
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/tui/components/dbdetail"
 	"github.com/redis-appliance/redis-appliance/tui/internal/tuitest"
+	"github.com/redis-appliance/redis-appliance/tui/layout"
 	"github.com/redis-appliance/redis-appliance/tui/theme"
 )
 
@@ -123,7 +124,7 @@ func TestMask(t *testing.T) {
 }
 
 // TestReplicas: a database with replicas says where its primary is, its
-// epoch and where its replicas are; each replica's row has its link, sync,
+// epoch, its primary's ops/s and clients, and where its replicas are; each replica's row has its link, sync,
 // lag and last IO; the line under the table has the address, what it
 // follows and the offset of the instance under the cursor, which the
 // table has no room for at 80 columns.
@@ -133,7 +134,7 @@ func TestReplicas(t *testing.T) {
 	m, _ = m.Update(tuitest.Key("down"))
 	v := m.View()
 	tuitest.Golden(t, v)
-	if l := line(v, "primary"); !strings.Contains(l, "n2 (epoch 3) · 2 replicas on n3, n1") {
+	if l := line(v, "primary"); !strings.Contains(l, "n2 (epoch 3) · 9870 ops/s · 156 clients · 2 replicas on n3, n1") {
 		t.Errorf("primary line: %q", l)
 	}
 	for id, want := range map[string][]string{
@@ -166,12 +167,12 @@ func TestLinkDown(t *testing.T) {
 	}
 }
 
-// TestWide: with room, the table has every column, address and offset
-// included.
+// TestWide: with room, the table has every column, address, offset, ops/s
+// and clients included.
 func TestWide(t *testing.T) {
 	m := sized(named(t, 2, "sessions"), 160, 18)
 	v := m.View()
-	for _, col := range []string{"ADDRESS", "OFFSET", "PID", "RESTARTS", "VERSION", "MEMORY"} {
+	for _, col := range []string{"ADDRESS", "OFFSET", "OPS/S", "CLIENTS", "PID", "RESTARTS", "VERSION", "MEMORY"} {
 		if !strings.Contains(v, col) {
 			t.Errorf("no %s at 160 columns:\n%s", col, v)
 		}
@@ -288,5 +289,90 @@ func TestEventsMayBeOld(t *testing.T) {
 	m.SetEvents(tuitest.Events(), errors.New("the agent did not answer within 3s"))
 	if v := m.View(); strings.Contains(v, "\x1b[33mpromoted") || !strings.Contains(v, "promoted") {
 		t.Fatalf("old events coloured:\n%q", v)
+	}
+}
+
+// header returns the instances' table header in v.
+func header(v string) string { return line(v, "ID ") }
+
+// TestLoad: the primary line has the primary's ops/s and connected
+// clients in full; with room (from 89 and 98 columns) each instance has
+// its own in OPS/S and CLIENTS columns, compact; at 80 and 60 columns the
+// columns give way (the instance IDs keep their room) and the line under
+// the table has the figures of the instance under the cursor.
+func TestLoad(t *testing.T) {
+	db := named(t, 2, "sessions")
+	wide := sized(db, 120, 18).View()
+	if h := header(wide); !strings.Contains(h, "OPS/S") || !strings.Contains(h, "CLIENTS") {
+		t.Fatalf("120 columns: %q", h)
+	}
+	for id, want := range map[string]string{
+		"sessions-0": " 9.8k      156", // the primary
+		"sessions-1": " 2.4k        2", // replicas: the writes they apply, few clients
+		"sessions-2": " 2.4k        3",
+	} {
+		if l := line(wide, id); !strings.Contains(l, want) {
+			t.Errorf("120 columns, %s: %q lacks %q", id, l, want)
+		}
+	}
+	for _, tc := range []struct {
+		width      int
+		want, gone []string
+	}{
+		{98, []string{"OFFSET", "OPS/S", "CLIENTS"}, []string{"ADDRESS"}},
+		{97, []string{"OFFSET", "OPS/S"}, []string{"CLIENTS", "ADDRESS"}},
+		{89, []string{"OFFSET", "OPS/S"}, []string{"CLIENTS"}},
+		{88, []string{"OFFSET", "LAST IO"}, []string{"OPS/S", "CLIENTS"}},
+		{80, []string{"LINK", "SYNC", "LAG", "LAST IO"}, []string{"OFFSET", "OPS/S", "CLIENTS"}},
+		{60, []string{"ID", "NODE", "ROLE", "STATE", "LINK"}, []string{"OPS/S", "CLIENTS"}},
+	} {
+		m := sized(db, tc.width, 20)
+		v := m.View()
+		for _, w := range tc.want {
+			if !strings.Contains(header(v), w) {
+				t.Errorf("%d columns: no %s: %q", tc.width, w, header(v))
+			}
+		}
+		for _, g := range tc.gone {
+			if strings.Contains(header(v), g) {
+				t.Errorf("%d columns: %s is still there: %q", tc.width, g, header(v))
+			}
+		}
+		for _, l := range strings.Split(v, "\n") {
+			if layout.Width(l) > tc.width {
+				t.Errorf("%d columns: line %q is %d wide", tc.width, l, layout.Width(l))
+			}
+		}
+		if tc.width > 80 {
+			continue
+		}
+		if l := line(v, "sessions-0 "); !strings.Contains(l, "sessions-0") {
+			t.Errorf("%d columns: the ID is cut: %q", tc.width, l)
+		}
+		m, _ = m.Update(tuitest.Key("down"))
+		if p := strings.Join(strings.Fields(m.View()), " "); !strings.Contains(p, "offset 3434652 · 2467 ops/s · 2 clients ·") {
+			t.Errorf("%d columns: the line under the table lacks the replica's figures:\n%s", tc.width, m.View())
+		}
+	}
+	if l := line(sized(named(t, 8, "cache"), 80, 18).View(), "primary"); !strings.Contains(l, "n1 (epoch 0) · 4 ops/s · 1 client · no replicas") {
+		t.Errorf("an idle database: %q", l)
+	}
+}
+
+// TestLoadNotObserved: a database whose primary is not running has no
+// figures (the API's zeros mean unknown): none on the primary line, "-"
+// in the columns, none under the table.
+func TestLoadNotObserved(t *testing.T) {
+	db := tuitest.Database("ratelimit", "7.0", "nordb", api.StateFailed, "n3", 64<<20, 0)
+	v := sized(db, 80, 16).View()
+	if l := line(v, "primary"); strings.Contains(l, "ops/s") || strings.Contains(l, "client") {
+		t.Errorf("primary line: %q", l)
+	}
+	if strings.Contains(v, "ops/s") {
+		t.Errorf("figures for an instance that is not running:\n%s", v)
+	}
+	wide := sized(db, 160, 16).View()
+	if l := line(wide, "ratelimit-0"); !strings.Contains(l, "failed") || strings.Count(l, " - ") < 5 {
+		t.Errorf("160 columns: %q", l)
 	}
 }

@@ -1,7 +1,7 @@
 // Package dblist is the databases view: every database with its version,
 // flavor, plan, primary node, replicas, what it follows (a linked replica)
-// or that it is read-only, state and memory, filtered with `/` and sorted
-// with `s`/`S`.
+// or that it is read-only, state, memory, and its primary's ops/s and
+// connected clients, filtered with `/` and sorted with `s`/`S`.
 //
 // Filtering and sorting happen when the data, the filter or the order
 // change, never while drawing, and only the rows on screen are drawn, so a
@@ -37,13 +37,14 @@ const (
 	ByName SortKey = iota
 	ByState
 	ByMemory
+	ByOps
 	ByPlan
 	ByVersion
 	ByNode
 	sortKeys
 )
 
-var sortNames = [...]string{"name", "state", "memory used", "plan", "version", "node"}
+var sortNames = [...]string{"name", "state", "memory used", "ops/s", "plan", "version", "node"}
 
 // String names the key for the title line.
 func (k SortKey) String() string { return sortNames[k] }
@@ -59,24 +60,36 @@ const (
 	colFollows
 	colState
 	colMemory
+	colOps
+	colClients
 )
 
-// At 80 columns version and flavor give way to the replication columns
-// (the detail has them); at 60 the replicas and the node go too, and what
-// a linked or read-only database follows stays: writing to it would fail.
+// The columns give way, as the screen narrows, in this order: clients
+// (the least telling: the agent's own connection counts, so an idle
+// database shows 1; the detail has it), flavor, version, ops/s, replicas,
+// node, what it follows. Everything fits from 108 columns, ops/s from 84;
+// at 80 the replication columns stay and the live figures go (the detail
+// has them); at 60 the replicas and the node go too, and what a linked or
+// read-only database follows stays: writing to it would fail. The column
+// the list is sorted by never goes (see applyOrder).
 var columns = []table.Column{
 	colName:     {Title: "NAME", Width: 12, Flex: true},
-	colVersion:  {Title: "VERSION", Width: 8, Drop: 5},
-	colFlavor:   {Title: "FLAVOR", Width: 6, Drop: 6},
+	colVersion:  {Title: "VERSION", Width: 8, Drop: 6},
+	colFlavor:   {Title: "FLAVOR", Width: 6, Drop: 7},
 	colPlan:     {Title: "PLAN", Width: 10, Right: true},
 	colNode:     {Title: "NODE", Width: 8, Drop: 3},
 	colReplicas: {Title: "REPL", Width: 4, Right: true, Drop: 4},
 	colFollows:  {Title: "FOLLOWS", Width: 9, Drop: 2},
 	colState:    {Title: "STATE", Width: 8},
 	colMemory:   {Title: "MEMORY", Width: 11},
+	colOps:      {Title: "OPS/S", Width: 6, Right: true, Drop: 5},
+	colClients:  {Title: "CLI", Width: 4, Right: true, Drop: 8},
 }
 
-var sortColumn = [...]int{ByName: colName, ByState: colState, ByMemory: colMemory, ByPlan: colPlan, ByVersion: colVersion, ByNode: colNode}
+var sortColumn = [...]int{
+	ByName: colName, ByState: colState, ByMemory: colMemory, ByOps: colOps,
+	ByPlan: colPlan, ByVersion: colVersion, ByNode: colNode,
+}
 
 // Model is the databases view.
 type Model struct {
@@ -186,8 +199,9 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 		return m, m.filter.Focus()
 	case key.Matches(k, km.Sort):
 		m.sort = (m.sort + 1) % sortKeys
-		// Most used and largest first: that is what one looks for.
-		m.desc = m.sort == ByMemory || m.sort == ByPlan
+		// Most used, busiest and largest first: that is what one looks
+		// for.
+		m.desc = m.sort == ByMemory || m.sort == ByOps || m.sort == ByPlan
 		m.resort()
 		return m, nil
 	case key.Matches(k, km.Reverse):
@@ -239,7 +253,9 @@ func (m *Model) recompute() {
 	m.applyOrder()
 }
 
-// applyOrder marks the sorted column in the header.
+// applyOrder marks the sorted column in the header and keeps it on
+// screen whatever the width (another optional column gives way): an order
+// by figures one cannot see would be no use.
 func (m *Model) applyOrder() {
 	cols := slices.Clone(columns)
 	arrow := "▲"
@@ -248,6 +264,7 @@ func (m *Model) applyOrder() {
 	}
 	c := sortColumn[m.sort]
 	cols[c].Title += arrow
+	cols[c].Drop = 0
 	m.table.SetColumns(cols)
 }
 
@@ -289,6 +306,8 @@ func compareBy(k SortKey) func(a, b api.Database) int {
 		return func(a, b api.Database) int { return cmp.Compare(stateRank(a.State), stateRank(b.State)) }
 	case ByMemory:
 		return func(a, b api.Database) int { return cmp.Compare(usedFraction(a), usedFraction(b)) }
+	case ByOps:
+		return func(a, b api.Database) int { return cmp.Compare(opsKey(a), opsKey(b)) }
 	case ByPlan:
 		return func(a, b api.Database) int { return cmp.Compare(a.MemoryBytes, b.MemoryBytes) }
 	case ByVersion:
@@ -298,6 +317,20 @@ func compareBy(k SortKey) func(a, b api.Database) int {
 	}
 	return func(a, b api.Database) int { return strings.Compare(a.Name, b.Name) }
 }
+
+// opsKey is what sorting by ops/s compares: a database that is not
+// running has no figures (they read 0) and sorts below an idle one.
+func opsKey(db api.Database) int64 {
+	if !observed(db.State) {
+		return -1
+	}
+	return db.OpsPerSec
+}
+
+// observed says the agent reads a primary's ops/s and clients in this
+// state: only a running redis-server answers INFO, and otherwise the API
+// says 0 for "unknown".
+func observed(state string) bool { return state == api.StateRunning }
 
 func usedFraction(db api.Database) float64 {
 	if db.MemoryBytes <= 0 {
@@ -395,14 +428,18 @@ func (m Model) View() string {
 	if len(m.all) > 0 {
 		empty = fmt.Sprintf("No database matches %q. Press esc to clear the filter.", m.filter.Value())
 	}
-	body := m.table.View(m.cells, empty)
+	// Styled once a frame, not once a row: most rows of a long list are
+	// drawn at every refresh.
+	dash := st.Faint.Render("-")
+	body := m.table.View(func(i int) []string { return m.cells(i, dash) }, empty)
 	out := layout.Spread(title, right, m.width) + "\n" + body
 	// The filter line sits at the bottom, where the eye looks for input.
 	out = layout.Fit(out, m.width, m.height-1)
 	return out + "\n" + filterLine
 }
 
-func (m Model) cells(i int) []string {
+// cells are row i's cells; dash is what stands for a figure not observed.
+func (m Model) cells(i int, dash string) []string {
 	st := m.ctx.Styles
 	db := m.all[m.rows[i]]
 	state := st.State(db.State).Render(db.State)
@@ -422,6 +459,10 @@ func (m Model) cells(i int) []string {
 	case db.ReadOnly:
 		follows = st.Warn.Render("read-only")
 	}
+	ops, clients := dash, dash
+	if observed(db.State) {
+		ops, clients = uictx.FormatCount(db.OpsPerSec), uictx.FormatCount(int64(db.Clients))
+	}
 	return []string{
 		colName:     db.Name,
 		colVersion:  db.Version,
@@ -432,5 +473,7 @@ func (m Model) cells(i int) []string {
 		colFollows:  follows,
 		colState:    state,
 		colMemory:   gauge.Render(st, columns[colMemory].Width, db.MemoryUsedBytes, db.MemoryBytes),
+		colOps:      ops,
+		colClients:  clients,
 	}
 }

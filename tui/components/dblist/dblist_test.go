@@ -86,9 +86,9 @@ func TestEmpty(t *testing.T) {
 	tuitest.Golden(t, newList(tuitest.Context(80, 6), 0).View())
 }
 
-// TestSort: `s` cycles the sort column (state puts failed first; memory
-// and plan start with the largest), `S` reverses it, and the header marks
-// the column and direction.
+// TestSort: `s` cycles the sort column (state puts failed first; memory,
+// ops/s and plan start with the largest), `S` reverses it, and the header
+// marks the column and direction, keeping it on screen.
 func TestSort(t *testing.T) {
 	m := newList(tuitest.Context(80, 16), 30)
 	m = press(m, "s")
@@ -105,10 +105,15 @@ func TestSort(t *testing.T) {
 	if k, desc := m.Sort(); k != dblist.ByMemory || desc {
 		t.Fatalf("after s s S: %v desc=%v", k, desc)
 	}
-	for _, want := range []dblist.SortKey{dblist.ByPlan, dblist.ByVersion, dblist.ByNode, dblist.ByName} {
+	for _, want := range []dblist.SortKey{dblist.ByOps, dblist.ByPlan, dblist.ByVersion, dblist.ByNode, dblist.ByName} {
 		m = press(m, "s")
 		if k, _ := m.Sort(); k != want {
 			t.Fatalf("s cycled to %v, want %v", k, want)
+		}
+		// The column sorted by stays on screen, even one that 80
+		// columns leave out otherwise.
+		if want == dblist.ByVersion && !strings.Contains(header(m.View()), "VERSION▲") {
+			t.Errorf("sorted by version at 80 columns: %q", header(m.View()))
 		}
 	}
 }
@@ -223,5 +228,149 @@ func TestFilterBySource(t *testing.T) {
 	}
 	if v := m.View(); !strings.Contains(v, "DATABASES 3 of 13") || row(v, "orders-copy") == "" || row(v, "eu-mirror") == "" {
 		t.Fatalf("view:\n%s", v)
+	}
+}
+
+// header returns the header line of the table in v.
+func header(v string) string { return strings.Split(v, "\n")[1] }
+
+// TestLoadColumns: with room, each row has its primary's ops/s and
+// connected clients (compact, "-" when it is not running and so not
+// observed). As the screen narrows the clients go first (below 108
+// columns), then flavor (102), version (94) and ops/s (84): at 80 and 60
+// columns neither is there, what was there before is, and no line is
+// wider than the screen.
+func TestLoadColumns(t *testing.T) {
+	for _, tc := range []struct {
+		width      int
+		want, gone []string
+	}{
+		{120, []string{"OPS/S", "CLI", "VERSION", "FLAVOR", "NODE", "REPL", "FOLLOWS", "MEMORY"}, nil},
+		{108, []string{"OPS/S", "CLI", "VERSION", "FLAVOR"}, nil},
+		{107, []string{"OPS/S", "VERSION", "FLAVOR"}, []string{"CLI"}},
+		{102, []string{"OPS/S", "VERSION", "FLAVOR"}, []string{"CLI"}},
+		{101, []string{"OPS/S", "VERSION"}, []string{"CLI", "FLAVOR"}},
+		{94, []string{"OPS/S", "VERSION"}, []string{"CLI", "FLAVOR"}},
+		{93, []string{"OPS/S"}, []string{"CLI", "FLAVOR", "VERSION"}},
+		{84, []string{"OPS/S", "NODE", "REPL", "FOLLOWS"}, []string{"CLI", "VERSION", "FLAVOR"}},
+		{83, []string{"NODE", "REPL", "FOLLOWS"}, []string{"OPS/S", "CLI", "VERSION", "FLAVOR"}},
+		{80, []string{"NAME", "PLAN", "NODE", "REPL", "FOLLOWS", "STATE", "MEMORY"}, []string{"OPS/S", "CLI", "VERSION", "FLAVOR"}},
+		{60, []string{"NAME", "PLAN", "FOLLOWS", "STATE", "MEMORY"}, []string{"OPS/S", "CLI", "NODE", "REPL"}},
+	} {
+		v := newList(tuitest.Context(tc.width, 18), 12).View()
+		for _, w := range tc.want {
+			if !strings.Contains(header(v), w) {
+				t.Errorf("%d columns: no %s: %q", tc.width, w, header(v))
+			}
+		}
+		for _, g := range tc.gone {
+			if strings.Contains(header(v), g) {
+				t.Errorf("%d columns: %s is still there: %q", tc.width, g, header(v))
+			}
+		}
+		for _, l := range strings.Split(v, "\n") {
+			if layout.Width(l) > tc.width {
+				t.Errorf("%d columns: line %q is %d wide", tc.width, l, layout.Width(l))
+			}
+		}
+	}
+	v := newList(tuitest.Context(120, 18), 12).View()
+	for name, want := range map[string]string{
+		"leaderboard":  "  48k   412", // the busiest: 48213 ops/s, 412 clients
+		"sessions":     " 9.8k   156",
+		"cache":        "    4     1", // idle: the agent's own connection
+		"ratelimit":    "failed",      // not observed
+		"search-index": "starting",
+	} {
+		r := row(v, name)
+		if !strings.Contains(r, want) {
+			t.Errorf("%s: %q lacks %q", name, r, want)
+		}
+		if want == "failed" || want == "starting" {
+			if !strings.HasSuffix(strings.TrimRight(r, " "), "-     -") {
+				t.Errorf("%s, %s: figures shown as if observed: %q", name, want, r)
+			}
+		}
+	}
+}
+
+// TestSortByOps: `s` three times sorts by ops/s, busiest first, the
+// databases that are not running (no figures) last; `S` puts the idlest
+// first. At 80 columns the OPS/S column, which the width would drop, stays
+// (the replicas column gives way), and at 60 too.
+func TestSortByOps(t *testing.T) {
+	dbs := tuitest.Databases(30)
+	m := newList(tuitest.Context(80, 16), 30)
+	m = press(m, "s", "s", "s")
+	if k, desc := m.Sort(); k != dblist.ByOps || !desc {
+		t.Fatalf("after s s s: %v desc=%v, want ops/s descending", k, desc)
+	}
+	v := press(m, "home").View()
+	tuitest.Golden(t, v)
+	if h := header(v); !strings.Contains(h, "OPS/S▼") || strings.Contains(h, "REPL") || !strings.Contains(h, "NODE") {
+		t.Errorf("sorted by ops/s at 80 columns: %q", h)
+	}
+	order := func(m dblist.Model) []string {
+		var out []string
+		m = press(m, "home")
+		for range dbs {
+			db, _ := m.Selected()
+			out = append(out, db.Name)
+			m = press(m, "down")
+		}
+		return out
+	}
+	byName := map[string]int{}
+	for i, db := range dbs {
+		byName[db.Name] = i
+	}
+	// rank is what the order must follow: running databases by their
+	// ops/s, then the others.
+	rank := func(name string) int64 {
+		db := dbs[byName[name]]
+		if db.State != "running" {
+			return -1
+		}
+		return db.OpsPerSec
+	}
+	got := order(m)
+	if got[0] != "leaderboard" {
+		t.Errorf("busiest first: got %s, want leaderboard", got[0])
+	}
+	for i := 1; i < len(got); i++ {
+		if rank(got[i-1]) < rank(got[i]) {
+			t.Errorf("%s (%d ops/s) before %s (%d ops/s)", got[i-1], rank(got[i-1]), got[i], rank(got[i]))
+		}
+	}
+	idle := 0
+	for _, db := range dbs {
+		if db.State != "running" {
+			idle++
+		}
+	}
+	if tail := got[len(got)-idle:]; idle == 0 || rank(tail[0]) != -1 || rank(got[len(got)-idle-1]) < 0 {
+		t.Errorf("the %d databases not running are not last: %v", idle, got)
+	}
+	m = press(m, "S")
+	rev := order(m)
+	if rank(rev[0]) != -1 || rank(rev[len(rev)-1]) != rank("leaderboard") {
+		t.Errorf("reversed: %v", rev)
+	}
+	for i := 1; i < len(rev); i++ {
+		if rank(rev[i-1]) > rank(rev[i]) {
+			t.Errorf("reversed: %s before %s", rev[i-1], rev[i])
+		}
+	}
+	narrow := press(newList(tuitest.Context(60, 12), 8), "s", "s", "s").View()
+	if h := header(narrow); !strings.Contains(h, "OPS/S▼") || !strings.Contains(h, "NAME") || !strings.Contains(h, "STATE") {
+		t.Errorf("sorted by ops/s at 60 columns: %q", h)
+	}
+	for _, l := range strings.Split(narrow, "\n") {
+		if layout.Width(l) > 60 {
+			t.Errorf("60 columns: line %q is %d wide", l, layout.Width(l))
+		}
+	}
+	if r := row(narrow, "leaderboard"); !strings.HasSuffix(strings.TrimRight(r, " "), "48k") {
+		t.Errorf("60 columns, sorted by ops/s: %q", r)
 	}
 }

@@ -10,6 +10,7 @@ package tuitest
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"testing"
 	"time"
@@ -84,7 +85,8 @@ func Type(s string) []tea.KeyMsg {
 }
 
 // Database returns a database as the API lists it, with one primary
-// instance on node.
+// instance on node. A running one has the load of Load(name); any other
+// has none observed (the API's zeros).
 func Database(name, version, flavor, state, node string, plan, used int64) api.Database {
 	port := 6400 + len(name)
 	pid := 0
@@ -100,11 +102,48 @@ func Database(name, version, flavor, state, node string, plan, used int64) api.D
 		in.Error = "redis-server exited with status 1: see journalctl -u " + in.Unit
 		in.Restarts = 5
 	}
+	if state == api.StateRunning {
+		in.OpsPerSec, in.Clients = Load(name)
+	}
 	return api.Database{
 		Name: name, Version: version, Flavor: flavor, MemoryBytes: plan,
 		CreatedAt: Now.Add(-26 * time.Hour), Port: port, Unit: in.Unit, State: state,
-		MemoryUsedBytes: used, Instances: []api.Instance{in},
+		MemoryUsedBytes: used, OpsPerSec: in.OpsPerSec, Clients: in.Clients, Instances: []api.Instance{in},
 	}
+}
+
+// load is the hand-picked ops/s and connected clients of the named
+// fixtures of Databases.
+var load = map[string]struct {
+	ops     int64
+	clients int
+}{
+	"cache": {4, 1}, "sessions": {9_870, 156}, "orders": {2_315, 48}, "carts": {640, 22},
+	"leaderboard": {48_213, 412}, "orders-copy": {1_204, 3},
+}
+
+// Load returns the ops/s and connected clients a running database called
+// name reports, as the agent observes them: a few hand-picked (leaderboard
+// the busiest, cache idle as its empty memory says), the others spread
+// from idle (a few ops/s and one client: the agent's INFO and its
+// connection) to tens of thousands of ops/s, deterministically from the
+// name.
+func Load(name string) (ops int64, clients int) {
+	if l, ok := load[name]; ok {
+		return l.ops, l.clients
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	x := int64(h.Sum32())
+	switch x % 5 {
+	case 0:
+		return 1 + x%3, 1
+	case 1, 2:
+		return 40 + x%900, 2 + int(x%12)
+	case 3:
+		return 1000 + x%9000, 10 + int(x%90)
+	}
+	return 10_000 + x%30_000, 50 + int(x%300)
 }
 
 // Host returns the address of node nN: 10.0.0.N.
@@ -136,6 +175,9 @@ func WithReplicas(db api.Database, rs ...Lagging) api.Database {
 		in.Unit = "redis-appliance-db-" + in.ID + ".service"
 		in.PID = p.PID + 11*(i+1)
 		in.Offset = p.Offset - r.Lag
+		// A replica applies the primary's writes (a fraction of its
+		// ops) and serves few clients: the agent, and a reader or two.
+		in.OpsPerSec, in.Clients = p.OpsPerSec/4+int64(i), 2+i
 		in.Replication = &api.Replication{
 			Primary: fmt.Sprintf("%s:%d", p.Host, p.Port), LinkStatus: "up", LagBytes: r.Lag, LastIOSeconds: i,
 		}
@@ -143,6 +185,7 @@ func WithReplicas(db api.Database, rs ...Lagging) api.Database {
 			in.Replication.LinkStatus, in.Replication.SyncInProgress = "down", true
 			in.Replication.LagBytes, in.Replication.LastIOSeconds = -1, -1
 			in.Offset = 0
+			in.OpsPerSec, in.Clients = 1, 1
 		}
 		db.Instances = append(db.Instances, in)
 	}
