@@ -28,6 +28,11 @@ type FSM struct {
 	// every change: the agent's loops read the state many times a second
 	// and it changes rarely, so they share one copy per change.
 	view atomic.Pointer[State]
+	// applied is the index of the last command this FSM has applied.
+	// hashicorp/raft's own AppliedIndex moves when entries are handed to
+	// the FSM goroutine, before they are applied: not good enough to know
+	// that the state is replayed.
+	applied atomic.Uint64
 }
 
 // NewFSM returns an FSM over an empty state. changed, if not nil, is called
@@ -45,6 +50,9 @@ func (f *FSM) State() *State {
 	defer f.mu.RUnlock()
 	return f.state.Clone()
 }
+
+// Applied is the index of the last command applied to the state.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
 
 // View returns the current state for reading only: callers share it and
 // must not modify it. Use State for a copy of one's own.
@@ -93,6 +101,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	res := f.apply(t, body, l.Index)
 	f.view.Store(nil)
+	f.applied.Store(l.Index)
 	f.mu.Unlock()
 	f.changed()
 	return res

@@ -54,6 +54,7 @@ func readSnapshot(r io.Reader) (*State, error) {
 		for k, t := range f.State.Tokens {
 			s.Tokens[k] = t
 		}
+		s.Events = f.State.Events
 	}
 	return s, nil
 }

@@ -205,17 +205,49 @@ func (s *Store) WaitReady(ctx context.Context) error {
 		}
 		return nil
 	}
-	target := s.raft.LastIndex()
+	target, err := s.lastCommand(s.raft.LastIndex())
+	if err != nil {
+		return err
+	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for s.raft.AppliedIndex() < target {
+	for s.fsm.Applied() < target {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("raft replay stuck at %d of %d: %w", s.raft.AppliedIndex(), target, ctx.Err())
+			return fmt.Errorf("raft replay stuck at %d of %d: %w", s.fsm.Applied(), target, ctx.Err())
 		case <-t.C:
 		}
 	}
 	return nil
+}
+
+// lastCommand is the index of the last command entry at or before index
+// that a snapshot does not already hold: what the FSM must have applied
+// before its state is the one this node had. Barriers and configuration
+// changes never reach the FSM, so they cannot be waited for. 0: nothing
+// to wait for (the snapshot, restored before Open returned, holds it all).
+func (s *Store) lastCommand(index uint64) (uint64, error) {
+	var snapIndex uint64
+	if metas, err := s.snaps.List(); err == nil && len(metas) > 0 {
+		snapIndex = metas[0].Index
+	}
+	first, err := s.logs.FirstIndex()
+	if err != nil {
+		return 0, fmt.Errorf("read the raft log: %w", err)
+	}
+	for i := index; i > snapIndex && i >= first && i > 0; i-- {
+		var l raft.Log
+		if err := s.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				continue
+			}
+			return 0, fmt.Errorf("read raft log entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogCommand {
+			return i, nil
+		}
+	}
+	return 0, nil
 }
 
 // IsLeader reports whether this node is the Raft leader.

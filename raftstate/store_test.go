@@ -81,3 +81,40 @@ func TestStore_SecondOpenOnSameDirFails(t *testing.T) {
 		t.Fatal("a second store opened the same directory")
 	}
 }
+
+// TestStore_ReplayTargetIsTheLastCommand: a follower waits for its FSM to
+// have applied the last command of its log, not the barrier Apply appends
+// after it (barriers never reach the FSM), and the FSM's own applied index
+// says when it has.
+func TestStore_ReplayTargetIsTheLastCommand(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := openStore(t, dir, addr)
+	defer s.Close()
+	if err := s.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, CmdCreateDatabase, CreateDatabase{Database: testDB("cache", 6400)}); err != nil {
+		t.Fatal(err)
+	}
+	applied := s.fsm.Applied()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.raft.LastIndex() <= applied {
+		if time.Now().After(deadline) {
+			t.Fatal("no barrier was appended after the write")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got, err := s.lastCommand(s.raft.LastIndex())
+	if err != nil || got != applied {
+		t.Fatalf("lastCommand = %d, %v; want %d, the create (log ends at %d)", got, err, applied, s.raft.LastIndex())
+	}
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	// Everything is in the snapshot now: nothing to wait for.
+	if got, err := s.lastCommand(s.raft.LastIndex()); err != nil || got != 0 {
+		t.Fatalf("after a snapshot lastCommand = %d, %v; want 0", got, err)
+	}
+}
