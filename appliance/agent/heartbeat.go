@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"net"
+	"strconv"
 	"reflect"
 	"time"
 
@@ -39,6 +41,7 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 	var hw sizing.Hardware
 	var hwAt, obsAt time.Time
 	var obs, sentObs []health.InstanceReport
+	synced := map[string]string{} // replica ID → primary host:port it has synced with
 	// What the leader last received in full, and from whom it was sent.
 	var sentAt time.Time
 	var sentTo string
@@ -77,7 +80,7 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		}
 		// Whether each replica's primary answers this node changes between
 		// observations and is what failover waits on: fresh every beat.
-		cur := withProbes(obs, probes)
+		cur := withProbes(obs, probes, synced)
 		if !reflect.DeepEqual(cur, sentObs) {
 			changed = true
 		}
@@ -122,13 +125,19 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 }
 
 // withProbes returns the reports with each replica's PrimaryReachable
-// from this node's own probes.
-func withProbes(obs []health.InstanceReport, probes *primaryProbes) []health.InstanceReport {
+// from this node's own probes, and Synced from what this agent has seen of
+// it (synced remembers, per replica, the primary it last synced with).
+func withProbes(obs []health.InstanceReport, probes *primaryProbes, synced map[string]string) []health.InstanceReport {
 	out := make([]health.InstanceReport, len(obs))
 	for i, r := range obs {
 		if r.Link != nil {
 			l := *r.Link
+			primary := net.JoinHostPort(l.MasterHost, strconv.Itoa(l.MasterPort))
+			if l.Up && !l.SyncInProgress {
+				synced[r.ID] = primary
+			}
 			l.PrimaryReachable = probes.reachable(r.ID)
+			l.Synced = synced[r.ID] == primary
 			r.Link = &l
 		}
 		out[i] = r

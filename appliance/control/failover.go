@@ -28,6 +28,9 @@ type monitor struct {
 	down map[string]time.Time
 	// lost: node → whether it is currently counted lost (for events).
 	lost map[string]bool
+	// ran: primary instance ID → seen running by this leader. A primary
+	// never seen running is being created or started, not failed.
+	ran map[string]bool
 
 	mu sync.Mutex
 	// why: database → why it is not being failed over, shown by db show.
@@ -35,7 +38,7 @@ type monitor struct {
 }
 
 func newMonitor(c *Controller) *monitor {
-	return &monitor{c: c, down: map[string]time.Time{}, lost: map[string]bool{}, why: map[string]string{}}
+	return &monitor{c: c, down: map[string]time.Time{}, lost: map[string]bool{}, ran: map[string]bool{}, why: map[string]string{}}
 }
 
 // RunFailover runs the failure detector until ctx ends; it acts only while
@@ -150,16 +153,19 @@ func (m *monitor) tick(ctx context.Context) {
 // can tell, and why.
 func (m *monitor) primaryFailed(db *raftstate.Database, p raftstate.Instance) (bool, string) {
 	cfg := m.c.cfg.Failover
+	r, fresh := m.report(p)
+	if fresh && r.State == api.StateRunning {
+		m.ran[p.ID] = true
+	}
 	if s := m.silence(p.Node); s > cfg.Detection {
 		return true, fmt.Sprintf("node %s silent for %s", p.Node, s.Round(time.Millisecond))
 	}
-	r, ok := m.report(p)
-	if !ok {
+	if !fresh || !m.ran[p.ID] {
 		return false, ""
 	}
 	switch r.State {
-	case "failed", "stopped":
-		return true, fmt.Sprintf("its redis-server on %s is %s and is not restarted in place", p.Node, r.State)
+	case "failed":
+		return true, fmt.Sprintf("its redis-server on %s failed and is not restarted in place", p.Node)
 	case "starting":
 		if strings.Contains(r.Error, "does not answer") {
 			return true, fmt.Sprintf("its redis-server on %s does not answer", p.Node)
@@ -285,7 +291,9 @@ func (m *monitor) candidate(ctx context.Context, st *raftstate.State, db *raftst
 		switch {
 		case r.State != api.StateRunning:
 			why = append(why, fmt.Sprintf("the replica on %s is %s", in.Node, r.State))
-		case r.Link != nil && r.Link.SyncInProgress:
+		case r.Link == nil || !r.Link.Synced:
+			why = append(why, fmt.Sprintf("the replica on %s never completed a sync with this primary", in.Node))
+		case r.Link.SyncInProgress:
 			why = append(why, fmt.Sprintf("the replica on %s was still syncing", in.Node))
 		case primaryOffset >= 0 && lag > m.c.cfg.Failover.MaxLag:
 			why = append(why, fmt.Sprintf("the replica on %s is %d bytes behind (max_lag %d)", in.Node, lag, m.c.cfg.Failover.MaxLag))

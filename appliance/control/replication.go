@@ -257,7 +257,7 @@ func (c *Controller) FailoverDatabase(ctx context.Context, name string, req api.
 	if !ok {
 		return api.FailoverResult{}, conflict("database %s has no primary right now", name)
 	}
-	target, err := c.switchoverTarget(ctx, db, old, req.To)
+	target, err := c.switchoverTarget(ctx, st, db, old, req.To)
 	if err != nil {
 		return api.FailoverResult{}, err
 	}
@@ -318,7 +318,7 @@ func (c *Controller) FailoverDatabase(ctx context.Context, name string, req api.
 
 // switchoverTarget picks the replica to promote: the one on node to, or
 // the most up-to-date one; it refuses one that is down or lagging.
-func (c *Controller) switchoverTarget(ctx context.Context, db *raftstate.Database, old raftstate.Instance, to string) (raftstate.Instance, error) {
+func (c *Controller) switchoverTarget(ctx context.Context, st *raftstate.State, db *raftstate.Database, old raftstate.Instance, to string) (raftstate.Instance, error) {
 	var replicas []raftstate.Instance
 	for _, in := range db.Instances {
 		if in.Role == raftstate.RoleReplica {
@@ -331,9 +331,9 @@ func (c *Controller) switchoverTarget(ctx context.Context, db *raftstate.Databas
 	if to == old.Node {
 		return raftstate.Instance{}, conflict("the primary of %s is already on %s", db.Name, to)
 	}
-	po := c.observe(ctx, db, old)
-	if po.State != api.StateRunning {
-		return raftstate.Instance{}, conflict("the primary of %s on %s is %s; a planned switchover needs a running primary", db.Name, old.Node, po.State)
+	primaryOffset, err := c.primaryNow(ctx, st, db, old)
+	if err != nil {
+		return raftstate.Instance{}, conflict("the primary of %s on %s %v; a planned switchover needs a running primary", db.Name, old.Node, err)
 	}
 	var best raftstate.Instance
 	var bestOffset int64 = -1
@@ -342,19 +342,14 @@ func (c *Controller) switchoverTarget(ctx context.Context, db *raftstate.Databas
 		if to != "" && in.Node != to {
 			continue
 		}
-		o := c.observe(ctx, db, in)
-		lag := po.ReplOffset - o.ReplOffset
+		// Asked directly, not from heartbeats that may be seconds old:
+		// a replica that is down must be refused before writes pause.
+		offset, problem := c.replicaNow(ctx, st, db, in, primaryOffset)
 		switch {
-		case o.State != api.StateRunning:
-			why = append(why, fmt.Sprintf("the replica on %s is %s", in.Node, o.State))
-		case o.Link == nil || !o.Link.Up:
-			why = append(why, fmt.Sprintf("the replica on %s has its replication link down", in.Node))
-		case o.Link.SyncInProgress:
-			why = append(why, fmt.Sprintf("the replica on %s is still syncing", in.Node))
-		case lag > maxSwitchoverLag:
-			why = append(why, fmt.Sprintf("the replica on %s is %d bytes behind", in.Node, lag))
-		case o.ReplOffset > bestOffset:
-			best, bestOffset = in, o.ReplOffset
+		case problem != "":
+			why = append(why, fmt.Sprintf("the replica on %s %s", in.Node, problem))
+		case offset > bestOffset:
+			best, bestOffset = in, offset
 		}
 	}
 	if bestOffset >= 0 {
@@ -364,6 +359,55 @@ func (c *Controller) switchoverTarget(ctx context.Context, db *raftstate.Databas
 		return raftstate.Instance{}, &api.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("database %s has no replica on node %q; its replicas are on %s", db.Name, to, strings.Join(placedNodes(replicas), ", "))}
 	}
 	return raftstate.Instance{}, conflict("no replica of %s can take over: %s; no change", db.Name, strings.Join(why, "; "))
+}
+
+// primaryNow checks the primary over a direct connection and returns its
+// replication offset.
+func (c *Controller) primaryNow(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance) (int64, error) {
+	pc, err := c.dial(st, db, in)
+	if err != nil {
+		return 0, err
+	}
+	defer pc.Close()
+	ctx, cancel := context.WithTimeout(ctx, directTimeout)
+	defer cancel()
+	info, err := replInfo(ctx, pc)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("does not answer (%v)", err)
+	case info["role"] != "master":
+		return 0, fmt.Errorf("is not a primary yet (role %s)", info["role"])
+	}
+	return offsetOf(info), nil
+}
+
+// replicaNow checks a replica over a direct connection: running, linked
+// to its primary, not syncing, and not too far behind primaryOffset. It
+// returns the replica's offset, or what is wrong with it.
+func (c *Controller) replicaNow(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance, primaryOffset int64) (int64, string) {
+	rc, err := c.dial(st, db, in)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(ctx, directTimeout)
+	defer cancel()
+	info, err := replInfo(ctx, rc)
+	switch {
+	case err != nil:
+		return 0, fmt.Sprintf("does not answer (%v)", err)
+	case info["role"] != "slave":
+		return 0, fmt.Sprintf("is not replicating (role %s)", info["role"])
+	case info["master_link_status"] != "up":
+		return 0, "has its replication link down"
+	case info["master_sync_in_progress"] == "1":
+		return 0, "is still syncing"
+	}
+	offset := offsetOf(info)
+	if lag := primaryOffset - offset; lag > maxSwitchoverLag {
+		return 0, fmt.Sprintf("is %d bytes behind", lag)
+	}
+	return offset, ""
 }
 
 // catchUp waits until the target's offset reaches the paused primary's.
@@ -380,8 +424,10 @@ func (c *Controller) catchUp(ctx context.Context, pc, tc *redis.Client, target r
 			return nil
 		}
 		if time.Now().After(deadline) {
-			got := offsetOf(ti)
-			return conflict("the replica on %s did not catch up within %s (%d bytes behind, link %s); writes resumed, no change", target.Node, catchUpWait, want-got, ti["master_link_status"])
+			if err != nil {
+				return conflict("the replica on %s stopped answering (%v); writes resumed, no change", target.Node, err)
+			}
+			return conflict("the replica on %s did not catch up within %s (%d bytes behind, link %s); writes resumed, no change", target.Node, catchUpWait, want-offsetOf(ti), ti["master_link_status"])
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -68,6 +68,10 @@ type Link struct {
 	// primary's redis-server (PING) within the last probe periods. It is
 	// how replicas confirm a primary is lost.
 	PrimaryReachable bool `json:"primary_reachable"`
+	// Synced: since it started following this primary, its agent has seen
+	// the link up with no sync in progress. A replica that never synced
+	// holds nothing worth promoting.
+	Synced bool `json:"synced"`
 }
 
 // Entry is a heartbeat with when it arrived.
