@@ -4,8 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"strconv"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
