@@ -91,6 +91,20 @@ func (b *Bridge) Attach(i int) Network {
 	return Network{NamespacePath: "/run/netns/" + ns, Address: addr, Link: link}
 }
 
+// Gateway gives the bridge the address prefix.1/24 on the machine and
+// returns it. It is opt-in: without it the machine has no address on the
+// lab network, so programs on the machine (a Go client in the test
+// process) cannot reach the hosts. With it they can, and the hosts can
+// reach the machine's listeners at that address; the hosts still have no
+// default route, so nothing they send leaves the machine. The address goes
+// when the bridge is deleted.
+func (b *Bridge) Gateway() string {
+	b.t.Helper()
+	addr := b.prefix + ".1"
+	b.mustIP("addr", "replace", addr+"/24", "dev", b.name)
+	return addr
+}
+
 func (b *Bridge) mustIP(args ...string) {
 	b.t.Helper()
 	if err := ipQuiet(args...); err != nil {
