@@ -43,7 +43,7 @@ unit: ## Unit and integration tests with the race detector (real redis-server; s
 
 .PHONY: e2e
 e2e: build ## End-to-end tests in real systemd (systemd-nspawn; needs root)
-	$(GO) test -count=1 -timeout 15m ./lab/ ./e2e/
+	$(GO) test -count=1 -timeout 40m ./lab/ ./e2e/
 
 .PHONY: test
 test: deps-test lint unit e2e ## Every test: lint, unit, integration and real-systemd end-to-end
