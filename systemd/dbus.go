@@ -290,6 +290,13 @@ func (d *DBus) Install(ctx context.Context, spec UnitSpec) (bool, error) {
 		return false, fmt.Errorf("install unit %s: read %s: %w", spec.Name, path, err)
 	}
 	changed := err != nil || !bytes.Equal(old, data)
+	if !changed && d.facts.installedRecently(spec.Name, data) {
+		// Checked with systemd lately and the file is the same: every
+		// reconcile pass installs every unit, and asking systemd for all
+		// of a unit's properties each time costs it (and us) more than
+		// anything else the agent does when idle.
+		return false, nil
+	}
 	if changed {
 		if err := writeFileAtomic(path, data, UnitFileMode); err != nil {
 			return false, fmt.Errorf("install unit %s: %w", spec.Name, err)
@@ -339,6 +346,7 @@ func (d *DBus) Install(ctx context.Context, spec UnitSpec) (bool, error) {
 	if changed {
 		d.log.Info("unit installed", "unit", spec.Name, "path", path)
 	}
+	d.facts.installed(spec.Name, data)
 	return changed, nil
 }
 
@@ -517,6 +525,7 @@ func (d *DBus) Remove(ctx context.Context, name string) error {
 		return fmt.Errorf("remove %s: not a redis-appliance unit (name must start with %q)", name, UnitPrefix)
 	}
 	path := d.unitPath(name)
+	d.facts.forget(name)
 	_, statErr := os.Stat(path)
 	if _, err := d.State(ctx, name); errors.Is(err, ErrUnitNotFound) && errors.Is(statErr, fs.ErrNotExist) {
 		return nil // already removed

@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"time"
@@ -17,6 +18,34 @@ type unitFacts struct {
 	mu     sync.Mutex
 	gen    uint64 // bumped by every forget
 	byUnit map[string]cachedFacts
+	// files: unit → the file content last installed, loaded and enabled,
+	// and when that was checked with systemd.
+	files map[string]installedFile
+}
+
+type installedFile struct {
+	sum [sha256.Size]byte
+	at  time.Time
+}
+
+// installedFor bounds how long an installed unit is trusted to still be
+// loaded and enabled without asking systemd (someone may disable it).
+const installedFor = 5 * time.Minute
+
+func (f *unitFacts) installed(name string, data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.files == nil {
+		f.files = map[string]installedFile{}
+	}
+	f.files[name] = installedFile{sum: sha256.Sum256(data), at: time.Now()}
+}
+
+func (f *unitFacts) installedRecently(name string, data []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.files[name]
+	return ok && i.sum == sha256.Sum256(data) && time.Since(i.at) < installedFor
 }
 
 type cachedFacts struct {
@@ -62,6 +91,8 @@ func (f *unitFacts) forget(name string) {
 	defer f.mu.Unlock()
 	f.gen++
 	delete(f.byUnit, name)
+	// A signal may be a change of the unit's load or enablement too.
+	delete(f.files, name)
 }
 
 func (f *unitFacts) forgetAll() {
@@ -69,7 +100,9 @@ func (f *unitFacts) forgetAll() {
 	defer f.mu.Unlock()
 	f.gen++
 	clear(f.byUnit)
+	clear(f.files)
 }
+
 
 // stateOf is State in terms of States.
 func stateOf(ctx context.Context, s Supervisor, name string) (UnitState, error) {

@@ -65,6 +65,7 @@ type Reconciler struct {
 	mu       sync.Mutex
 	failures map[string]failure // instance ID → last start failure
 	epochs   map[string]uint64  // instance ID → database epoch last ensured
+	acl      map[string]string  // instance ID → default user's rule last set
 	done     chan struct{}      // closed and replaced after every pass
 	probes   *prober
 }
@@ -91,6 +92,7 @@ func New(cfg Config, src Source, sup systemd.Supervisor, keys *secrets.Keyring, 
 		trigger:  make(chan struct{}, 1),
 		failures: map[string]failure{},
 		epochs:   map[string]uint64{},
+		acl:      map[string]string{},
 		done:     make(chan struct{}),
 		probes:   newProber(cfg.Bind),
 	}
@@ -317,6 +319,7 @@ func (r *Reconciler) removeUnwanted(ctx context.Context, want map[string]bool) e
 		r.probes.forget(id)
 		r.mu.Lock()
 		delete(r.epochs, id)
+		delete(r.acl, id)
 		r.mu.Unlock()
 	}
 	entries, err := os.ReadDir(r.cfg.InstancesDir)

@@ -119,12 +119,22 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 			r.log.Info("instance now replicates", "instance", in.ID, "primary", rep.ReplicaOf, "was_primary", wasPrimary, "epoch", db.Epoch)
 		}
 	}
+	// Once set, read-only only changes with the state: no ACL round trip
+	// on every pass (a restarted instance reads it from its file).
 	rule := "+@all"
 	if rep.ReadOnly {
 		rule = "-@write"
 	}
-	if err := c.Do(ctx, "ACL", "SETUSER", "default", rule).Err(); err != nil {
-		return fmt.Errorf("set read-only %t: %w", rep.ReadOnly, err)
+	r.mu.Lock()
+	done := r.acl[in.ID] == rule
+	r.mu.Unlock()
+	if !done {
+		if err := c.Do(ctx, "ACL", "SETUSER", "default", rule).Err(); err != nil {
+			return fmt.Errorf("set read-only %t: %w", rep.ReadOnly, err)
+		}
+		r.mu.Lock()
+		r.acl[in.ID] = rule
+		r.mu.Unlock()
 	}
 	if in.Role == raftstate.RolePrimary && len(db.Instances) > 1 {
 		fenced, known := false, true
