@@ -103,7 +103,6 @@ func (f *unitFacts) forgetAll() {
 	clear(f.files)
 }
 
-
 // stateOf is State in terms of States.
 func stateOf(ctx context.Context, s Supervisor, name string) (UnitState, error) {
 	states, err := s.States(ctx, []string{name})
