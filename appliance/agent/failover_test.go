@@ -57,20 +57,7 @@ func hasEvent(evs []api.Event, kind, db string) bool {
 func TestFailover_KillNineOfThePrimaryPromotesAReplicaAndLosesNoWaitedWrite(t *testing.T) {
 	agents, db := haCluster(t)
 	ctx := ctxT(t)
-	u, err := agents[0].client.DatabaseURL(ctx, "ha")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt, _ := redis.ParseURL(u.URL)
-	var sentinels []string
-	for _, a := range agents {
-		sentinels = append(sentinels, fmt.Sprintf("127.0.0.1:%d", a.cfg.SentinelPort))
-	}
-	fc := redis.NewFailoverClient(&redis.FailoverOptions{
-		MasterName: "ha", SentinelAddrs: sentinels, SentinelPassword: opt.Password, Password: opt.Password,
-		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
-	})
-	defer fc.Close()
+	fc, password := failoverClient(t, agents, "ha", 300*time.Millisecond)
 	var waited sync.Map
 	var n atomic.Int64
 	stop := make(chan struct{})
@@ -121,7 +108,7 @@ func TestFailover_KillNineOfThePrimaryPromotesAReplicaAndLosesNoWaitedWrite(t *t
 	time.Sleep(300 * time.Millisecond) // let the writer land a few writes on the new primary
 	close(stop)
 	wg.Wait()
-	final := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", primaryOf(after).Host, primaryOf(after).Port), Password: opt.Password})
+	final := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", primaryOf(after).Host, primaryOf(after).Port), Password: password})
 	defer final.Close()
 	lost, total := 0, 0
 	waited.Range(func(k, _ any) bool {

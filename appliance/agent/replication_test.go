@@ -47,6 +47,27 @@ func instanceClient(t *testing.T, a *testAgent, db api.Database, in api.Instance
 	return c
 }
 
+// failoverClient is go-redis's Sentinel-aware client for database name,
+// pointed at every agent's discovery port; it also returns the password.
+func failoverClient(t *testing.T, agents []*testAgent, name string, timeout time.Duration) (*redis.Client, string) {
+	t.Helper()
+	u, err := agents[0].client.DatabaseURL(ctxT(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := redis.ParseURL(u.URL)
+	var sentinels []string
+	for _, a := range agents {
+		sentinels = append(sentinels, fmt.Sprintf("127.0.0.1:%d", a.cfg.SentinelPort))
+	}
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: name, SentinelAddrs: sentinels, SentinelPassword: opt.Password, Password: opt.Password,
+		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+	})
+	t.Cleanup(func() { fc.Close() })
+	return fc, opt.Password
+}
+
 func primaryOf(db api.Database) api.Instance {
 	for _, in := range db.Instances {
 		if in.Role == "primary" {
@@ -124,20 +145,7 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 
 	// A writer that records every acknowledged write, through go-redis's
 	// Sentinel-aware client pointed at every node's discovery port.
-	u, err := agents[0].client.DatabaseURL(ctx, "sessions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt, _ := redis.ParseURL(u.URL)
-	var sentinels []string
-	for _, a := range agents {
-		sentinels = append(sentinels, fmt.Sprintf("127.0.0.1:%d", a.cfg.SentinelPort))
-	}
-	fc := redis.NewFailoverClient(&redis.FailoverOptions{
-		MasterName: "sessions", SentinelAddrs: sentinels, SentinelPassword: opt.Password, Password: opt.Password,
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-	})
-	defer fc.Close()
+	fc, password := failoverClient(t, agents, "sessions", time.Second)
 	var acked sync.Map
 	var n atomic.Int64
 	stop := make(chan struct{})
@@ -178,7 +186,7 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 			return err == nil && got == "1"
 		})
 		// redis-cli asks any node's discovery port for the new address.
-		out, err := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(agents[2].cfg.SentinelPort), "--no-auth-warning", "-a", opt.Password,
+		out, err := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(agents[2].cfg.SentinelPort), "--no-auth-warning", "-a", password,
 			"SENTINEL", "get-master-addr-by-name", "sessions").CombinedOutput()
 		if want := fmt.Sprintf("%s\n%d\n", p.Host, p.Port); err != nil || string(out) != want {
 			t.Errorf("redis-cli SENTINEL get-master-addr-by-name after switchover to %s: %q %v, want %q", to, out, err, want)

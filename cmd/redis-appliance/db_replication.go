@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -73,49 +74,41 @@ follows; "db promote NEW" makes it a writable primary for good, and
 }
 
 func newDBPromoteCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "promote NAME",
-		Short: "Make a linked (or unlinked) replica a standalone, writable primary",
-		Long: `Stop NAME following its source and let it take writes. The promotion is
+	return dbLinkCmd(g, "promote NAME", "Make a linked (or unlinked) replica a standalone, writable primary",
+		`Stop NAME following its source and let it take writes. The promotion is
 recorded in the cluster state, so restarting redis-server, the agent or the
 host never makes it follow again.`,
-		Args: exactName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(g); err != nil {
-				return err
-			}
-			db, err := g.client().PromoteDatabase(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(db)
-			}
-			fmt.Fprintf(os.Stderr, "database %s promoted: a writable primary at epoch %d\n", db.Name, db.Epoch)
-			return nil
-		},
-	}
-	addOutput(cmd, g)
-	return cmd
+		(*api.Client).PromoteDatabase,
+		func(db api.Database) string {
+			return fmt.Sprintf("database %s promoted: a writable primary at epoch %d", db.Name, db.Epoch)
+		})
 }
 
 func newDBUnlinkCmd(g *globals) *cobra.Command {
+	return dbLinkCmd(g, "unlink NAME", "Stop a linked replica following its source; it keeps its data, read-only", "",
+		(*api.Client).UnlinkDatabase,
+		func(db api.Database) string {
+			return fmt.Sprintf("database %s unlinked: it follows nothing and refuses writes until promoted", db.Name)
+		})
+}
+
+// dbLinkCmd is promote or unlink: one database name in, the database out
+// (-o json), or a sentence on stderr.
+func dbLinkCmd(g *globals, use, short, long string, call func(*api.Client, context.Context, string) (api.Database, error), done func(api.Database) string) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "unlink NAME",
-		Short: "Stop a linked replica following its source; it keeps its data, read-only",
-		Args:  exactName,
+		Use: use, Short: short, Long: long, Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(g); err != nil {
 				return err
 			}
-			db, err := g.client().UnlinkDatabase(cmd.Context(), args[0])
+			db, err := call(g.client(), cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if g.output == "json" {
 				return printJSON(db)
 			}
-			fmt.Fprintf(os.Stderr, "database %s unlinked: it follows nothing and refuses writes until promoted\n", db.Name)
+			fmt.Fprintln(os.Stderr, done(db))
 			return nil
 		},
 	}
