@@ -426,7 +426,17 @@ func (f *FSM) applyPromoteDatabase(p PromoteDatabase) error {
 }
 
 func (f *FSM) applyRecordEvents(p RecordEvents) error {
-	f.state.Events = append(f.state.Events, p.Events...)
+	// A node resends events whose acknowledgement it lost: keep one.
+	recent := map[Event]bool{}
+	for _, e := range f.state.Events[max(0, len(f.state.Events)-200):] {
+		recent[e] = true
+	}
+	for _, e := range p.Events {
+		if !recent[e] {
+			recent[e] = true
+			f.state.Events = append(f.state.Events, e)
+		}
+	}
 	if n := len(f.state.Events) - MaxEvents; n > 0 {
 		f.state.Events = append([]Event(nil), f.state.Events[n:]...)
 	}

@@ -207,3 +207,16 @@ func TestFSM_ViewIsSharedUntilTheNextChange(t *testing.T) {
 		t.Fatal("the view after a change is not the new state, or the old view changed")
 	}
 }
+
+func TestFSM_AResentEventIsKeptOnce(t *testing.T) {
+	f := NewFSM(nil)
+	ev := Event{At: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC), Kind: "fenced", Node: "n2", Message: "no word from the leader"}
+	for i := 1; i <= 2; i++ {
+		if err := applyCmd(t, f, uint64(i), CmdRecordEvents, RecordEvents{Events: []Event{ev}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.State().Events); n != 1 {
+		t.Fatalf("an event sent twice is kept %d times, want once", n)
+	}
+}

@@ -188,7 +188,10 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 		select {
 		case <-passed:
 			// An instance may have (re)started fenced by its redis.conf.
-			passed, reassert = rec.Passed(), true
+			// Until the fence is decided (just started), leave running
+			// instances as they are.
+			passed = rec.Passed()
+			reassert = reassert || !fenced || startFenced
 		default:
 		}
 		if reassert {

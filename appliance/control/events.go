@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
@@ -35,7 +36,11 @@ func (c *Controller) Events(ctx context.Context) ([]api.Event, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	evs := c.store().State().Events
+	evs := c.store().View().Events
+	// Oldest first by when they happened: a cut-off node's fence arrives
+	// (and is appended) only once it can reach the leader again.
+	evs = slices.Clone(evs)
+	slices.SortStableFunc(evs, func(a, b raftstate.Event) int { return a.At.Compare(b.At) })
 	out := make([]api.Event, 0, len(evs))
 	for _, e := range evs {
 		out = append(out, api.Event{At: e.At, Kind: e.Kind, Database: e.Database, Node: e.Node, Message: e.Message})

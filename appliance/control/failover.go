@@ -35,10 +35,13 @@ type monitor struct {
 	mu sync.Mutex
 	// why: database → why it is not being failed over, shown by db show.
 	why map[string]string
+	// refusal: database → the kind of the last refusal recorded as an
+	// event, so one refusal is one event, however its figures change.
+	refusal map[string]string
 }
 
 func newMonitor(c *Controller) *monitor {
-	return &monitor{c: c, down: map[string]time.Time{}, lost: map[string]bool{}, ran: map[string]bool{}, why: map[string]string{}}
+	return &monitor{c: c, down: map[string]time.Time{}, lost: map[string]bool{}, ran: map[string]bool{}, why: map[string]string{}, refusal: map[string]string{}}
 }
 
 // RunFailover runs the failure detector until ctx ends; it acts only while
@@ -186,6 +189,7 @@ func (m *monitor) check(ctx context.Context, st *raftstate.State, db *raftstate.
 	failed, reason := m.primaryFailed(db, p)
 	if !failed {
 		delete(m.down, db.Name)
+		delete(m.refusal, db.Name)
 		m.setWhy(db.Name, "")
 		return
 	}
@@ -217,19 +221,19 @@ func (m *monitor) check(ctx context.Context, st *raftstate.State, db *raftstate.
 		// Often only a report not yet updated; an event only if it lasts.
 		why := fmt.Sprintf("primary seems failed (%s) but the replicas on %s still reach it; not failing over", reason, strings.Join(unconfirmed, ", "))
 		if time.Since(first) > 2*cfg.Detection {
-			m.refuse(db, why)
+			m.refuse(db, "unconfirmed", why)
 		} else {
 			m.setWhy(db.Name, why)
 		}
 		return
 	}
 	if since := m.c.Now().Sub(db.FailedOverAt); !db.FailedOverAt.IsZero() && since < cfg.Cooldown {
-		m.refuse(db, fmt.Sprintf("primary failed (%s) but the last automatic failover was %s ago, within the %s cooldown; not failing over", reason, since.Round(time.Second), cfg.Cooldown))
+		m.refuse(db, "cooldown", fmt.Sprintf("primary failed (%s) but the last automatic failover was %s ago, within the %s cooldown; not failing over", reason, since.Round(time.Second), cfg.Cooldown))
 		return
 	}
 	target, why := m.candidate(ctx, st, db, p, live)
 	if target == nil {
-		m.refuse(db, fmt.Sprintf("primary failed (%s) and no replica qualifies: %s", reason, why))
+		m.refuse(db, "no-candidate", fmt.Sprintf("primary failed (%s) and no replica qualifies: %s", reason, why))
 		return
 	}
 	m.c.event("detected", db.Name, p.Node, fmt.Sprintf("primary %s of %s failed: %s; replicas confirm", p.ID, db.Name, reason))
@@ -241,15 +245,19 @@ func (m *monitor) check(ctx context.Context, st *raftstate.State, db *raftstate.
 		return
 	}
 	delete(m.down, db.Name)
+	delete(m.refusal, db.Name)
 	m.setWhy(db.Name, "")
 	m.c.event("promoted", db.Name, target.Node, fmt.Sprintf("%s on %s is the primary of %s (epoch %d) after %s", target.ID, target.Node, db.Name, db.Epoch+1, reason))
 	m.c.reconciler().Trigger()
 }
 
-// refuse records why db is not failed over: an event the first time, and
-// the reason db show displays.
-func (m *monitor) refuse(db *raftstate.Database, why string) {
-	if m.setWhy(db.Name, why) {
+// refuse records why db is not failed over: the reason db show displays,
+// kept current, and an event when the kind of refusal changes (not every
+// tick, though the figures in the reason move).
+func (m *monitor) refuse(db *raftstate.Database, kind, why string) {
+	m.setWhy(db.Name, why)
+	if m.refusal[db.Name] != kind {
+		m.refusal[db.Name] = kind
 		m.c.event("failover-refused", db.Name, "", why)
 	}
 }
