@@ -3,8 +3,6 @@ package agent
 import (
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,33 +56,19 @@ func TestFailover_KillNineOfThePrimaryPromotesAReplicaAndLosesNoWaitedWrite(t *t
 	agents, db := haCluster(t)
 	ctx := ctxT(t)
 	fc, password := failoverClient(t, agents, "ha", 300*time.Millisecond)
-	var waited sync.Map
-	var n atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			k := fmt.Sprintf("w%d", n.Add(1))
-			// SET then WAIT on one connection: WAIT counts the replicas
-			// that have this connection's writes.
-			var wait *redis.Cmd
-			_, err := fc.Pipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, k, "1", 0)
-				wait = p.Do(ctx, "WAIT", 1, 200)
-				return nil
-			})
-			if n, _ := wait.Int64(); err == nil && n >= 1 {
-				waited.Store(k, true)
-			}
-		}
-	}()
+	// SET then WAIT on one connection: WAIT counts the replicas that have
+	// this connection's writes; only those count as acknowledged.
+	w := startWriter(5*time.Millisecond, func(k string) bool {
+		var wait *redis.Cmd
+		_, err := fc.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, k, "1", 0)
+			wait = p.Do(ctx, "WAIT", 1, 200)
+			return nil
+		})
+		n, _ := wait.Int64()
+		return err == nil && n >= 1
+	})
+	waited := &w.acked
 	waitUntil(t, "some writes acknowledged by a replica", func() bool {
 		c := 0
 		waited.Range(func(_, _ any) bool { c++; return c < 20 })
@@ -106,8 +90,7 @@ func TestFailover_KillNineOfThePrimaryPromotesAReplicaAndLosesNoWaitedWrite(t *t
 	})
 	t.Logf("kill -9 of the primary → %s primary at epoch 2 after %s", primaryOf(after).Node, time.Since(start).Round(time.Millisecond))
 	time.Sleep(300 * time.Millisecond) // let the writer land a few writes on the new primary
-	close(stop)
-	wg.Wait()
+	w.stop()
 	final := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", primaryOf(after).Host, primaryOf(after).Port), Password: password})
 	defer final.Close()
 	lost, total := 0, 0

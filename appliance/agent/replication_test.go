@@ -68,6 +68,39 @@ func failoverClient(t *testing.T, agents []*testAgent, name string, timeout time
 	return fc, opt.Password
 }
 
+// writer writes key w1, w2, ... every period until stopped and records
+// the keys its write function says were acknowledged.
+type writer struct {
+	acked sync.Map
+	n     atomic.Int64
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startWriter(every time.Duration, write func(key string) bool) *writer {
+	w := &writer{done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-time.After(every):
+			}
+			if k := fmt.Sprintf("w%d", w.n.Add(1)); write(k) {
+				w.acked.Store(k, true)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) stop() {
+	close(w.done)
+	w.wg.Wait()
+}
+
 func primaryOf(db api.Database) api.Instance {
 	for _, in := range db.Instances {
 		if in.Role == "primary" {
@@ -146,30 +179,12 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 	// A writer that records every acknowledged write, through go-redis's
 	// Sentinel-aware client pointed at every node's discovery port.
 	fc, password := failoverClient(t, agents, "sessions", time.Second)
-	var acked sync.Map
-	var n atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			k := fmt.Sprintf("w%d", n.Add(1))
-			if err := fc.Set(ctx, k, "1", 0).Err(); err == nil {
-				acked.Store(k, true)
-			}
-		}
-	}()
+	w := startWriter(2*time.Millisecond, func(k string) bool { return fc.Set(ctx, k, "1", 0).Err() == nil })
+	acked, n := &w.acked, &w.n
 	for i, to := range []string{"n3", "n2"} {
 		res, err := agents[i].client.FailoverDatabase(ctx, "sessions", api.FailoverRequest{To: to})
 		if err != nil {
-			close(stop)
-			wg.Wait()
+			w.stop()
 			t.Fatalf("switchover to %s: %v", to, err)
 		}
 		if primaryOf(res.Database).Node != to || res.Database.Epoch != uint64(i+2) || res.WritePauseMs <= 0 {
@@ -192,8 +207,7 @@ func TestReplication_HADatabaseSwitchesOverWithoutLosingAWrite(t *testing.T) {
 			t.Errorf("redis-cli SENTINEL get-master-addr-by-name after switchover to %s: %q %v, want %q", to, out, err, want)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	w.stop()
 	final := dbClient(t, agents[0], "sessions")
 	var lost []string
 	acked.Range(func(k, _ any) bool {
