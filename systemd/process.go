@@ -515,7 +515,10 @@ func (p *Process) startRunner(u *procUnit, cur *proc) error {
 // supervisor is closed.
 func (p *Process) run(u *procUnit, r *procRun, ns *notifySocket, cur *proc) {
 	defer p.wg.Done()
+	// Install replaces u.spec under p.mu while the unit runs.
+	p.mu.Lock()
 	name := u.spec.Name
+	p.mu.Unlock()
 	// end leaves the unit in its final state and wakes every waiter.
 	end := func(active, sub string, waitErr error) {
 		ns.close()
