@@ -121,11 +121,9 @@ func Open(cfg Config) (*Store, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeName)
 	rc.Logger = hlog
-	// A single node elects itself after the heartbeat timeout; keep restarts
-	// quick without making a cluster twitchy.
-	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.HeartbeatTimeout = HeartbeatTimeout
 	rc.ElectionTimeout = 500 * time.Millisecond
-	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.LeaderLeaseTimeout = LeaderLeaseTimeout
 	rc.SnapshotThreshold = 1024
 	// Followers learn that an entry is committed from the next
 	// AppendEntries that carries the commit index. Apply sends one at once
@@ -280,6 +278,18 @@ func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 // commitTimeout is raft.Config.CommitTimeout; see NewStore.
 const commitTimeout = 500 * time.Millisecond
 
+// HeartbeatTimeout is how long a follower waits without hearing from the
+// leader before it stands for election (hashicorp/raft waits between one
+// and two of these, and the leader sends heartbeats every tenth of it).
+// Short enough that a lost leader is replaced in about a second, which
+// failover needs; long enough that the heartbeats stay cheap.
+const HeartbeatTimeout = 500 * time.Millisecond
+
+// LeaderLeaseTimeout is how long a leader stays leader without hearing
+// from a majority: a leader cut off steps down within it (plus
+// hashicorp/raft's 10 ms check interval). Failover counts on it.
+const LeaderLeaseTimeout = 250 * time.Millisecond
+
 // pushCommit appends a barrier after a committed write so that the leader
 // replicates at once, carrying the new commit index: followers apply the
 // write (and their reconcilers act on it) within a round trip instead of
@@ -402,6 +412,12 @@ func (s *Store) LastContact() time.Duration {
 	}
 	return time.Since(last)
 }
+
+// LeaderContact is when this node last heard from a leader while it
+// followed one (zero if never). Unlike LastContact it keeps its value once
+// this node leads: a new leader learns from it how long the previous one
+// has been silent.
+func (s *Store) LeaderContact() time.Time { return s.raft.LastContact() }
 
 // AddVoter adds a node as a voter. Only the leader can.
 func (s *Store) AddVoter(ctx context.Context, id, addr string) error {

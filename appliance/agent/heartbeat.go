@@ -18,8 +18,10 @@ import (
 )
 
 // heartbeatInterval is how often an agent reports to the leader: several
-// times a second, so the leader's view is never more than a moment old.
-const heartbeatInterval = 300 * time.Millisecond
+// times a second, so the leader's view is never more than a moment old,
+// and often enough that the default lease (700 ms) survives two reports
+// lost or late in a row, and detection (1000 ms) needs five.
+const heartbeatInterval = 200 * time.Millisecond
 
 // hardwareInterval is how often the hardware facts are re-read.
 const hardwareInterval = 5 * time.Second
@@ -87,7 +89,16 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		events := q.peek()
 		hb := health.Heartbeat{Node: cfg.NodeName, Hardware: hw, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Instances: cur, Events: events}
 		leader := st.Leader()
-		hb.Same = !changed && len(events) == 0 && leader == sentTo && time.Since(sentAt) < fullEvery
+		if !changed && len(events) == 0 && leader == sentTo && time.Since(sentAt) < fullEvery {
+			// The leader reads nothing but the name from these: sending
+			// every instance's report again made them most of its CPU.
+			hb = health.Heartbeat{Node: cfg.NodeName, Same: true}
+		}
+		// The lease runs from when the report left, not from when the
+		// answer came back: the leader counts this node's silence from
+		// when the report arrived, and a slow answer must not stretch the
+		// lease past the moment the leader may fail this node over.
+		sent := time.Now()
 		var err error
 		var ack api.HeartbeatAck
 		if st.IsLeader() {
@@ -109,7 +120,7 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			// Whatever went wrong, the next report is a full one.
 			sentTo = ""
 		} else {
-			ls.renew(ack.AppliedIndex)
+			ls.renew(sent, ack.AppliedIndex)
 			q.drop(len(events))
 			if !hb.Same {
 				sentAt, sentTo, sentObs, changed = time.Now(), leader, cur, false

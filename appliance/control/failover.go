@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/config"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
@@ -18,12 +19,16 @@ const monitorTick = 100 * time.Millisecond
 
 // monitor is the leader's failure detector. All its clocks are monotonic
 // and its own: a new leader starts afresh, counting silence from the
-// moment it took over, and finishes whatever the old one had decided (the
-// state in Raft is the only thing that carries over).
+// moment it took over (from earlier for the previous leader's node, see
+// seedPrevious), and finishes whatever the old one had decided (the state
+// in Raft is the only thing that carries over).
 type monitor struct {
 	c *Controller
 
 	leaderSince time.Time
+	// silentSince: node → when its silence began as far as this leader
+	// can prove, when that is before leaderSince.
+	silentSince map[string]time.Time
 	// down: database → when its primary was first seen failed.
 	down map[string]time.Time
 	// lost: node → whether it is currently counted lost (for events).
@@ -41,7 +46,50 @@ type monitor struct {
 }
 
 func newMonitor(c *Controller) *monitor {
-	return &monitor{c: c, down: map[string]time.Time{}, lost: map[string]bool{}, ran: map[string]bool{}, why: map[string]string{}, refusal: map[string]string{}}
+	return &monitor{c: c, silentSince: map[string]time.Time{}, down: map[string]time.Time{}, lost: map[string]bool{}, ran: map[string]bool{}, why: map[string]string{}, refusal: map[string]string{}}
+}
+
+// fenceSlack is what an agent needs, past its lease, to have fenced its
+// primaries: its fencer looks every 100 ms, and setting the fence and the
+// network round trips take a little more.
+const fenceSlack = 250 * time.Millisecond
+
+// seedPrevious lets a new leader count the previous leader's node silent
+// from before the election, so that losing the host that ran both the
+// Raft leader and a primary costs an election plus the detection window,
+// not the election plus the window counted from scratch.
+//
+// How early is safe: hashicorp/raft refuses votes while it knows a leader,
+// so every node that voted for us had heard nothing from the old leader
+// for a heartbeat timeout before it voted (before leaderSince), and we
+// last heard from it at contact. The old leader's last word with a
+// majority was therefore no later than the later of those, plus a
+// heartbeat period; it stepped down within the leader lease after that,
+// its agent (renewed by being leader) lost its lease one lease window
+// later, and fenced within fenceSlack. Silence counted from the seed
+// passes the detection window only after all of that.
+func (m *monitor) seedPrevious(node string, contact time.Time) {
+	if node == "" || node == m.c.cfg.NodeName || contact.IsZero() {
+		return
+	}
+	if since, ok := previousSilentSince(m.leaderSince, contact, m.c.cfg.Failover); ok {
+		m.silentSince[node] = since
+	}
+}
+
+// previousSilentSince is seedPrevious's figure: from when a leader that
+// took over at leaderSince, having last heard from its predecessor at
+// contact, may count the predecessor's node silent; ok is false when that
+// is not before leaderSince.
+func previousSilentSince(leaderSince, contact time.Time, f config.Failover) (time.Time, bool) {
+	lastWord := leaderSince.Add(-raftstate.HeartbeatTimeout)
+	if contact.After(lastWord) {
+		lastWord = contact
+	}
+	// From its last word with a majority to its primaries refusing writes.
+	fenced := raftstate.HeartbeatTimeout/5 + raftstate.LeaderLeaseTimeout + f.Lease + fenceSlack
+	since := lastWord.Add(fenced - f.Detection)
+	return since, since.Before(leaderSince)
 }
 
 // RunFailover runs the failure detector until ctx ends; it acts only while
@@ -50,6 +98,8 @@ func (c *Controller) RunFailover(ctx context.Context) {
 	t := time.NewTicker(monitorTick)
 	defer t.Stop()
 	var m *monitor
+	// previous is the last other node seen leading while this one followed.
+	var previous string
 	for {
 		select {
 		case <-ctx.Done():
@@ -58,6 +108,11 @@ func (c *Controller) RunFailover(ctx context.Context) {
 		}
 		st := c.store()
 		if st == nil || !st.IsLeader() {
+			if st != nil {
+				if l := st.Leader(); l != "" && l != c.cfg.NodeName {
+					previous = l
+				}
+			}
 			m = nil
 			c.setMonitor(nil)
 			continue
@@ -65,6 +120,7 @@ func (c *Controller) RunFailover(ctx context.Context) {
 		if m == nil {
 			m = newMonitor(c)
 			m.leaderSince = time.Now()
+			m.seedPrevious(previous, st.LeaderContact())
 			c.setMonitor(m)
 		}
 		m.tick(ctx)
@@ -106,12 +162,15 @@ func (m *monitor) setWhy(db, why string) (changed bool) {
 }
 
 // silence is how long node has not been heard from, counted from when
-// this node became leader at most.
+// this node became leader at most (earlier for a seeded node).
 func (m *monitor) silence(node string) time.Duration {
 	if node == m.c.cfg.NodeName {
 		return 0
 	}
 	since := m.leaderSince
+	if s, ok := m.silentSince[node]; ok {
+		since = s
+	}
 	if e, ok := m.c.live.Node(node); ok && e.Received.After(since) {
 		since = e.Received
 	}
