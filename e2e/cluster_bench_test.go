@@ -295,7 +295,7 @@ func electLeaderAfterPowerLoss(b *testing.B, ctx context.Context, l *clusterLab)
 
 // measureFootprint measures every host's agent over the same 30 s, with
 // nothing asked of the cluster meanwhile.
-func measureFootprint(b *testing.B, ctx context.Context, l *clusterLab) []footprint {
+func measureFootprint(b testing.TB, ctx context.Context, l *clusterLab) []footprint {
 	b.Helper()
 	const window = 30
 	leader := l.leaderOf(ctx, l.hosts[0])

@@ -255,7 +255,7 @@ func bootFbLab(b *testing.B) *clusterLab {
 		network := br.Attach(i)
 		name := fmt.Sprintf("lab%d", i)
 		config := clusterConfig(name, network.Address) + fmt.Sprintf(
-			"failover:\n  detection: 1500ms\n  lease: 1000ms\n  max_lag: 1mb\n  cooldown: %s\n", fbCooldown)
+			"failover:\n  detection: %s\n  lease: %s\n  max_lag: 1mb\n  cooldown: %s\n", foDetection, foLease, fbCooldown)
 		n := bootAgent(b, lab.Options{Name: fbBridge + "-" + name, Persistent: true, Network: network}, config)
 		l.hosts = append(l.hosts, clusterHost{node: n, name: name})
 	}
@@ -744,7 +744,7 @@ func fbTable(series []*fbSeries, planned int) string {
 	fmt.Fprintf(&t, "  tuned   longest gap between acknowledged writes, client with DialerRetries 1 and %s timeouts\n", fbFastTimeout)
 	fmt.Fprintf(&t, "  default longest gap between acknowledged writes, client with go-redis's dial retries (5) and 1 s timeouts\n")
 	fmt.Fprintf(&t, "  lost    plain writes acknowledged before the fault and missing on the final primary (tuned + default)\n")
-	fmt.Fprintf(&t, "appliance failover settings: detection 1500ms, lease 1000ms (defaults), cooldown %s (default 30s: rounds closer together);\n", fbCooldown)
+	fmt.Fprintf(&t, "appliance failover settings: detection %s, lease %s (defaults), cooldown %s (default 30s: rounds closer together);\n", foDetection, foLease, fbCooldown)
 	fmt.Fprintf(&t, "Redis Sentinel: quorum 2, failover-timeout %d ms, no persistence (the appliance database is nordb)\n", fbFailoverTimeout)
 	for _, s := range series {
 		fmt.Fprintf(&t, "%s (%d of %d rounds)\n", s.name, len(s.rounds), planned)

@@ -27,8 +27,8 @@ import (
 // The failover settings the lab runs with: clusterConfig sets none, so
 // these are the documented defaults (docs/failover.md).
 const (
-	foLease     = 1000 * time.Millisecond
-	foDetection = 1500 * time.Millisecond
+	foLease     = 700 * time.Millisecond
+	foDetection = 1000 * time.Millisecond
 	foCooldown  = 30 * time.Second
 )
 

@@ -32,7 +32,7 @@ func TestLoad_EmptyFileMeansDefaults(t *testing.T) {
 	if err != nil || c.PortMin != 6400 || c.PortMax != 6999 {
 		t.Fatalf("%+v %v", c, err)
 	}
-	if f := c.Failover; f.Detection != 1500*time.Millisecond || f.Lease != time.Second || f.MaxLag != 1<<20 || f.Cooldown != 30*time.Second {
+	if f := c.Failover; f.Detection != time.Second || f.Lease != 700*time.Millisecond || f.MaxLag != 1<<20 || f.Cooldown != 30*time.Second {
 		t.Fatalf("failover defaults: %+v", f)
 	}
 }
@@ -43,7 +43,7 @@ func TestLoad_RefusesBadConfig(t *testing.T) {
 		"port_range: 7000\n":             "port_range",
 		"port_range: 9000-8000\n":        "port_range",
 		"sentinel_port: 70000\n":         "sentinel_port",
-		"failover:\n  lease: 1400ms\n":   "must be at least 300ms shorter",
+		"failover:\n  lease: 800ms\n":    "must be at least 300ms shorter",
 		"failover:\n  detection: soon\n": "failover.detection",
 		"failover:\n  max_lag: lots\n":   "failover.max_lag",
 		"bootstrap: sometimes\n":         "bootstrap",
