@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -321,11 +323,19 @@ func (p *primaryProbes) run(ctx context.Context, cfg *config.Config, cl *cluster
 				defer wg.Done()
 				pctx, cancel := context.WithTimeout(ctx, probeEvery)
 				defer cancel()
-				if c.Ping(pctx).Err() == nil {
-					p.mu.Lock()
+				err := c.Ping(pctx).Err()
+				p.mu.Lock()
+				switch {
+				case err == nil:
 					p.lastOK[id] = time.Now()
-					p.mu.Unlock()
+				case errors.Is(err, syscall.ECONNREFUSED):
+					// The primary's host answered that nothing listens:
+					// no need to wait for more silence (a crashed
+					// redis-server is confirmed at once, not after
+					// probeLost).
+					delete(p.lastOK, id)
 				}
+				p.mu.Unlock()
 			}()
 		}
 		wg.Wait()
