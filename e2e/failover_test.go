@@ -641,10 +641,10 @@ func TestFailover_ThreeHostLabFailsOverEveryFaultWithoutTwoWritablePrimariesOrLo
 		s.hostAcks = foAcks(writes)
 		t.Logf("writer inside %s: last write taken at %s, first NOREPLICAS at %s; failures after the cut: %s",
 			h.name, s.rel(lastOK.at), s.rel(firstRefusal.at), foKinds(kinds))
-		// The lease: 1 s without the leader, then NOREPLICAS, before the
-		// leader may promote (detection, 1.5 s). The leader's own host
+		// The lease: 700 ms without the leader, then NOREPLICAS, before
+		// the leader may promote (detection, 1 s). The leader's own host
 		// keeps its lease until Raft makes it step down (LeaderLeaseTimeout
-		// 250 ms, checked as often): half a second more.
+		// 400 ms): half a second more.
 		bound := foDetection
 		if leaderHost {
 			bound += 500 * time.Millisecond

@@ -3,8 +3,10 @@ package raftstate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -116,5 +118,56 @@ func TestStore_ReplayTargetIsTheLastCommand(t *testing.T) {
 	// Everything is in the snapshot now: nothing to wait for.
 	if got, err := s.lastCommand(s.raft.LastIndex()); err != nil || got != 0 {
 		t.Fatalf("after a snapshot lastCommand = %d, %v; want 0", got, err)
+	}
+}
+
+// The leader paces its heartbeats at LeaderHeartbeatTimeout (half the
+// rate: they were most of an idle leader's CPU) while followers keep the
+// short HeartbeatTimeout before they stand for election; a node that
+// hands leadership over goes back to the short timeout as a follower.
+func TestStore_OnlyTheLeaderSlowsItsHeartbeats(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := formRecoverCluster(t, ctx)
+	paced := func() (string, bool) {
+		var leader string
+		for _, n := range nodes {
+			want := HeartbeatTimeout
+			if n.s.IsLeader() {
+				want, leader = LeaderHeartbeatTimeout, n.name
+			}
+			if got := n.s.raft.ReloadableConfig().HeartbeatTimeout; got != want {
+				return "", false
+			}
+		}
+		return leader, leader != ""
+	}
+	waitPaced := func(what string) string {
+		t.Helper()
+		for {
+			if leader, ok := paced(); ok {
+				return leader
+			}
+			select {
+			case <-ctx.Done():
+				var got []string
+				for _, n := range nodes {
+					got = append(got, fmt.Sprintf("%s leader=%t timeout=%s", n.name, n.s.IsLeader(), n.s.raft.ReloadableConfig().HeartbeatTimeout))
+				}
+				t.Fatalf("%s: want the leader at %s and followers at %s; got %s", what, LeaderHeartbeatTimeout, HeartbeatTimeout, strings.Join(got, ", "))
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	first := waitPaced("after forming")
+	for _, n := range nodes {
+		if n.name == first {
+			if err := n.s.TransferLeadership(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if second := waitPaced("after a leadership transfer"); second == first {
+		t.Fatalf("%s still leads after handing leadership over", first)
 	}
 }

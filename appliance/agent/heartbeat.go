@@ -61,6 +61,8 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 	// A reconciler pass may have started or removed instances: observe
 	// right after it rather than up to observeInterval later.
 	passed := rec.Passed()
+	local := localInstances{node: cfg.NodeName}
+	var ha map[string]bool // IDs of local instances of databases with replicas
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,7 +84,19 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			afterPass, passed = true, rec.Passed()
 		default:
 		}
-		if all := afterPass || time.Since(allAt) >= observeAllInterval; all || time.Since(obsAt) >= observeInterval {
+		if placed, fresh := local.of(st.View()); fresh {
+			ha = map[string]bool{}
+			for _, pi := range placed {
+				if inHADatabase(pi) {
+					ha[pi.Instance.ID] = true
+				}
+			}
+		}
+		haEvery := observeInterval
+		if settling(obs, ha) {
+			haEvery = heartbeatInterval
+		}
+		if all := afterPass || time.Since(allAt) >= observeAllInterval; all || time.Since(obsAt) >= haEvery {
 			octx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			if all {
 				obs = observe(octx, cfg, st.View(), rec, nil)
@@ -167,6 +181,19 @@ func withProbes(obs []health.InstanceReport, probes *primaryProbes, synced map[s
 		out[i] = r
 	}
 	return out
+}
+
+// settling says whether an instance of a database with replicas was last
+// seen on its way up (or down): the leader fails over only a primary it
+// has seen running, and promotes only a replica seen synced, so those are
+// observed at every heartbeat until they settle rather than every 2 s.
+func settling(obs []health.InstanceReport, ha map[string]bool) bool {
+	for _, r := range obs {
+		if ha[r.ID] && (r.State == api.StateStarting || (r.Link != nil && (!r.Link.Up || r.Link.SyncInProgress))) {
+			return true
+		}
+	}
+	return false
 }
 
 // inHADatabase says whether an instance belongs to a database with

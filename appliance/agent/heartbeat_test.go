@@ -21,3 +21,27 @@ func TestMergeReports_ReplacesByIDAndKeepsTheRest(t *testing.T) {
 		t.Error("merging changed the previous reports in place; heartbeats compare against them")
 	}
 }
+
+// An instance of a database with replicas on its way up, or a replica not
+// (yet) linked, is observed at every heartbeat: the leader fails over only
+// a primary it saw running and promotes only a replica it saw synced.
+// Settled ones, and databases without replicas, wait for the slower pace.
+func TestSettling_OnlyInstancesOfHADatabasesOnTheirWay(t *testing.T) {
+	ha := map[string]bool{"ha-0": true, "ha-1": true}
+	up := &health.Link{Up: true}
+	for _, c := range []struct {
+		name string
+		obs  []health.InstanceReport
+		want bool
+	}{
+		{"all settled", []health.InstanceReport{{ID: "ha-0", State: "running"}, {ID: "ha-1", State: "running", Link: up}}, false},
+		{"HA primary starting", []health.InstanceReport{{ID: "ha-0", State: "starting"}}, true},
+		{"HA replica link down", []health.InstanceReport{{ID: "ha-1", State: "running", Link: &health.Link{}}}, true},
+		{"HA replica syncing", []health.InstanceReport{{ID: "ha-1", State: "running", Link: &health.Link{Up: true, SyncInProgress: true}}}, true},
+		{"standalone starting", []health.InstanceReport{{ID: "solo-0", State: "starting"}}, false},
+	} {
+		if got := settling(c.obs, ha); got != c.want {
+			t.Errorf("%s: settling = %t, want %t", c.name, got, c.want)
+		}
+	}
+}

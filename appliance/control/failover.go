@@ -87,7 +87,7 @@ func previousSilentSince(leaderSince, contact time.Time, f config.Failover) (tim
 		lastWord = contact
 	}
 	// From its last word with a majority to its primaries refusing writes.
-	fenced := raftstate.HeartbeatTimeout/5 + raftstate.LeaderLeaseTimeout + f.Lease + fenceSlack
+	fenced := raftstate.LeaderHeartbeatMax + raftstate.LeaderLeaseTimeout + f.Lease + fenceSlack
 	since := lastWord.Add(fenced - f.Detection)
 	return since, since.Before(leaderSince)
 }

@@ -34,7 +34,7 @@ func TestPreviousSilentSince_NeverBeforeTheOldLeaderIsFenced(t *testing.T) {
 		} {
 			since, ok := previousSilentSince(c.leaderSince, c.contact, f)
 			if !ok {
-				if f.Detection == time.Second && c.name == "heard from it just before the election" {
+				if f.Detection == 1500*time.Millisecond && c.name == "heard from it just before the election" {
 					t.Errorf("%v, %s: no head start; want the silence counted from before the election", f, c.name)
 				}
 				continue
@@ -48,7 +48,7 @@ func TestPreviousSilentSince_NeverBeforeTheOldLeaderIsFenced(t *testing.T) {
 			if c.contact.After(lastWord) {
 				lastWord = c.contact
 			}
-			fenced := lastWord.Add(raftstate.HeartbeatTimeout/5 + raftstate.LeaderLeaseTimeout + f.Lease + fenceTick)
+			fenced := lastWord.Add(raftstate.LeaderHeartbeatMax + raftstate.LeaderLeaseTimeout + f.Lease + fenceTick)
 			if promote := since.Add(f.Detection); !promote.After(fenced) {
 				t.Errorf("%v, %s: a failover could come at %s, before the old leader's primaries are fenced (%s)",
 					f, c.name, promote.Sub(t0), fenced.Sub(t0))
