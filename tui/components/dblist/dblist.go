@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
@@ -97,8 +96,7 @@ type Model struct {
 	all       []api.Database
 	rows      []int // indexes into all: filtered, then sorted
 	table     table.Model
-	filter    textinput.Model
-	filtering bool
+	filter    components.Filter
 	sort      SortKey
 	desc      bool
 	width     int
@@ -110,9 +108,8 @@ func New(ctx *uictx.Context) Model {
 	m := Model{
 		ctx:    ctx,
 		table:  table.New(ctx, columns),
-		filter: components.NewInput(ctx.Styles, "/", "name, state, node, version, flavor or source", 64),
+		filter: components.NewFilter(ctx.Styles, "name, state, node, version, flavor or source"),
 	}
-	m.filter.Width = 30
 	m.applyOrder()
 	return m
 }
@@ -156,7 +153,7 @@ func (m *Model) Select(name string) {
 }
 
 // Capturing says the filter has the keyboard: keys are text, not commands.
-func (m Model) Capturing() bool { return m.filtering }
+func (m Model) Capturing() bool { return m.filter.Active() }
 
 // Filter returns the filter text.
 func (m Model) Filter() string { return m.filter.Value() }
@@ -171,23 +168,12 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 		return m, nil
 	}
 	km := m.ctx.Keys
-	if m.filtering {
-		switch k.Type {
-		case tea.KeyEsc:
-			m.filter.SetValue("")
-			m.filtering = false
-			m.filter.Blur()
+	if m.filter.Active() {
+		cmd, change := m.filter.Update(k)
+		switch change {
+		case components.FilterCleared:
 			m.recompute()
-			return m, nil
-		case tea.KeyEnter:
-			m.filtering = false
-			m.filter.Blur()
-			return m, nil
-		}
-		before := m.filter.Value()
-		var cmd tea.Cmd
-		m.filter, cmd = m.filter.Update(msg)
-		if m.filter.Value() != before {
+		case components.FilterEdited:
 			m.recompute()
 			m.table.SetCursor(0)
 		}
@@ -195,8 +181,7 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(k, km.Filter):
-		m.filtering = true
-		return m, m.filter.Focus()
+		return m, m.filter.Start()
 	case key.Matches(k, km.Sort):
 		m.sort = (m.sort + 1) % sortKeys
 		// Most used, busiest and largest first: that is what one looks
@@ -209,7 +194,7 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 		m.resort()
 		return m, nil
 	case key.Matches(k, km.Back) && m.filter.Value() != "":
-		m.filter.SetValue("")
+		m.filter.Clear()
 		m.resort()
 		return m, nil
 	}
@@ -416,14 +401,6 @@ func (m Model) View() string {
 	if m.ctx.Stale && !m.ctx.DataAt.IsZero() {
 		right = strings.TrimSpace(st.Warn.Render("as of "+uictx.FormatAge(m.ctx.Age())+" ago") + "  " + right)
 	}
-	var filterLine string
-	switch {
-	case m.filtering:
-		filterLine = m.filter.View() + st.Faint.Render("   enter keep · esc clear")
-	case m.filter.Value() != "":
-		filterLine = st.Key.Render("/") + m.filter.Value() + st.Faint.Render("   / edit · esc clear")
-	}
-
 	empty := "No databases yet. Press n to create one."
 	if len(m.all) > 0 {
 		empty = fmt.Sprintf("No database matches %q. Press esc to clear the filter.", m.filter.Value())
@@ -435,7 +412,7 @@ func (m Model) View() string {
 	out := layout.Spread(title, right, m.width) + "\n" + body
 	// The filter line sits at the bottom, where the eye looks for input.
 	out = layout.Fit(out, m.width, m.height-1)
-	return out + "\n" + filterLine
+	return out + "\n" + m.filter.View(st)
 }
 
 // cells are row i's cells; dash is what stands for a figure not observed.

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
@@ -72,8 +71,7 @@ type Model struct {
 	// the cursor stayed on an older one.
 	newAbove  int
 	table     table.Model
-	filter    textinput.Model
-	filtering bool
+	filter    components.Filter
 	width     int
 	height    int
 }
@@ -83,9 +81,8 @@ func New(ctx *uictx.Context) Model {
 	m := Model{
 		ctx:    ctx,
 		table:  table.New(ctx, columns),
-		filter: components.NewInput(ctx.Styles, "/", "kind, database, node or message", 64),
+		filter: components.NewFilter(ctx.Styles, "kind, database, node or message"),
 	}
-	m.filter.Width = 30
 	return m
 }
 
@@ -186,7 +183,7 @@ func (m Model) selected() (api.Event, int, bool) {
 func (m Model) NewAbove() int { return m.newAbove }
 
 // Capturing says the filter has the keyboard: keys are text, not commands.
-func (m Model) Capturing() bool { return m.filtering }
+func (m Model) Capturing() bool { return m.filter.Active() }
 
 // Filter returns the filter text.
 func (m Model) Filter() string { return m.filter.Value() }
@@ -198,23 +195,12 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 		return m, nil
 	}
 	km := m.ctx.Keys
-	if m.filtering {
-		switch k.Type {
-		case tea.KeyEsc:
-			m.filter.SetValue("")
-			m.filtering = false
-			m.filter.Blur()
+	if m.filter.Active() {
+		cmd, change := m.filter.Update(k)
+		switch change {
+		case components.FilterCleared:
 			m.refilter()
-			return m, nil
-		case tea.KeyEnter:
-			m.filtering = false
-			m.filter.Blur()
-			return m, nil
-		}
-		before := m.filter.Value()
-		var cmd tea.Cmd
-		m.filter, cmd = m.filter.Update(msg)
-		if m.filter.Value() != before {
+		case components.FilterEdited:
 			m.recompute()
 			m.table.SetCursor(0)
 			m.seen()
@@ -223,10 +209,9 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(k, km.Filter):
-		m.filtering = true
-		return m, m.filter.Focus()
+		return m, m.filter.Start()
 	case key.Matches(k, km.Back) && m.filter.Value() != "":
-		m.filter.SetValue("")
+		m.filter.Clear()
 		m.refilter()
 		return m, nil
 	}
@@ -337,16 +322,8 @@ func (m Model) View() string {
 	list := m.table.View(m.cells, empty)
 	out := layout.Fit(strings.Join(lines, "\n")+"\n"+list, m.width, m.height-1-m.detailRoom())
 	out += "\n" + strings.Join(m.detailView(), "\n")
-
-	var filterLine string
-	switch {
-	case m.filtering:
-		filterLine = m.filter.View() + st.Faint.Render("   enter keep · esc clear")
-	case m.filter.Value() != "":
-		filterLine = st.Key.Render("/") + m.filter.Value() + st.Faint.Render("   / edit · esc clear")
-	}
 	// The filter line sits at the bottom, where the eye looks for input.
-	return out + "\n" + filterLine
+	return out + "\n" + m.filter.View(st)
 }
 
 // errorLines says why the events could not be read, wrapped, at most
