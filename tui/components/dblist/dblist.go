@@ -92,15 +92,15 @@ var sortColumn = [...]int{
 
 // Model is the databases view.
 type Model struct {
-	ctx       *uictx.Context
-	all       []api.Database
-	rows      []int // indexes into all: filtered, then sorted
-	table     table.Model
-	filter    components.Filter
-	sort      SortKey
-	desc      bool
-	width     int
-	height    int
+	ctx    *uictx.Context
+	all    []api.Database
+	rows   []int // indexes into all: filtered, then sorted
+	table  table.Model
+	filter components.Filter
+	sort   SortKey
+	desc   bool
+	width  int
+	height int
 }
 
 // New returns an empty databases view.

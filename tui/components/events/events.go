@@ -69,11 +69,11 @@ type Model struct {
 	err    error
 	// newAbove counts the events that arrived above the window while
 	// the cursor stayed on an older one.
-	newAbove  int
-	table     table.Model
-	filter    components.Filter
-	width     int
-	height    int
+	newAbove int
+	table    table.Model
+	filter   components.Filter
+	width    int
+	height   int
 }
 
 // New returns the events view, empty until SetEvents or SetError.
