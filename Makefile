@@ -58,7 +58,7 @@ lint: ## gofmt, go vet and the pinned staticcheck
 bench: deps-test build ## Benchmarks that print figures (see docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./appliance/reconcile/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./tui/...
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 75m ./e2e/
 
 .PHONY: clean
 clean: ## Remove build output
