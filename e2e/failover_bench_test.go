@@ -101,17 +101,11 @@ type fbSeries struct {
 // of failoverClient, and go-redis's own dial retries (5 attempts of
 // DialTimeout each): when the discovery port it last used is on a host
 // that is gone, finding another costs it seconds. fast tunes it for that:
-// one dial attempt, 200 ms read and write timeouts, and a dial timeout
-// longer than those. go-redis asks its discovery endpoint for the primary
-// inside each dial, within the dial timeout: with a dial timeout no longer
-// than the read timeout, a question to an endpoint on a host that is gone
-// used up the whole dial, every time, and the client stalled for seconds
-// (6.7 s). Longer, the question fails first and the client asks the other
-// endpoints within the same dial. (go-redis also stops dialing for a
+// one dial attempt, and 250 ms timeouts. (go-redis stops dialing for a
 // second once PoolSize dials in a row have failed, which a crashed
-// primary's refused connections reach quickly: that second shows in its
-// kill -9 gaps. A larger pool made it worse: after a power-off it never
-// wrote again.)
+// primary's refused connections reach quickly with these timeouts: that
+// second shows in its kill -9 gaps. A larger pool made it worse: after a
+// power-off it never wrote again.)
 func fbClient(t testing.TB, sentinels []string, master, password string, fast bool) *redis.Client {
 	opt := &redis.FailoverOptions{
 		MasterName:       master,
@@ -123,7 +117,7 @@ func fbClient(t testing.TB, sentinels []string, master, password string, fast bo
 		WriteTimeout:     time.Second,
 	}
 	if fast {
-		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = fbFastDial, fbFastTimeout, fbFastTimeout
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = fbFastTimeout, fbFastTimeout, fbFastTimeout
 		opt.DialerRetries = 1
 	}
 	c := redis.NewFailoverClient(opt)
@@ -131,12 +125,8 @@ func fbClient(t testing.TB, sentinels []string, master, password string, fast bo
 	return c
 }
 
-// fbFastTimeout and fbFastDial are the tuned client's read and write
-// timeout and its dial timeout.
-const (
-	fbFastTimeout = 200 * time.Millisecond
-	fbFastDial    = 500 * time.Millisecond
-)
+// fbFastTimeout is the tuned client's dial, read and write timeout.
+const fbFastTimeout = 250 * time.Millisecond
 
 // fbLoad is what runs during a series: a writer through each client and
 // the probe.
@@ -755,7 +745,7 @@ func fbTable(series []*fbSeries, planned int) string {
 	fmt.Fprintf(&t, "in the test process writing a unique key every %s each:\n", writeEvery)
 	fmt.Fprintf(&t, "  named   fault → a survivor names the new primary (db show / SENTINEL get-master-addr-by-name, polled)\n")
 	fmt.Fprintf(&t, "  down    longest time no instance took a SET sent straight to it every %s (the outage as the servers had it)\n", fbProbeEvery)
-	fmt.Fprintf(&t, "  tuned   longest gap between acknowledged writes, client with DialerRetries 1, %s read/write and %s dial timeouts\n", fbFastTimeout, fbFastDial)
+	fmt.Fprintf(&t, "  tuned   longest gap between acknowledged writes, client with DialerRetries 1 and %s timeouts\n", fbFastTimeout)
 	fmt.Fprintf(&t, "  default longest gap between acknowledged writes, client with go-redis's dial retries (5) and 1 s timeouts\n")
 	fmt.Fprintf(&t, "  lost    plain writes acknowledged before the fault and missing on the final primary (tuned + default)\n")
 	fmt.Fprintf(&t, "appliance failover settings: detection %s, lease %s (defaults), cooldown %s (default 30s: rounds closer together);\n", foDetection, foLease, fbCooldown)
