@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -179,17 +180,7 @@ func startFbProbe(ctx context.Context, targets []string, password string, maxRun
 				PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
 			})
 			defer c.Close()
-			tick := time.NewTicker(fbProbeEvery)
-			defer tick.Stop()
-			deadline := time.Now().Add(maxRun)
-			for n := 0; time.Now().Before(deadline); n++ {
-				select {
-				case <-p.stop:
-					return
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			paced(ctx, p.stop, fbProbeEvery, math.MaxInt, maxRun, func(n int) {
 				pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 				err := c.Set(pctx, "fbprobe:"+addr, n, 0).Err()
 				cancel()
@@ -198,7 +189,7 @@ func startFbProbe(ctx context.Context, targets []string, password string, maxRun
 					p.taken = append(p.taken, time.Now())
 					p.mu.Unlock()
 				}
-			}
+			})
 		}()
 	}
 	go func() {

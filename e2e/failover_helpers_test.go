@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -91,17 +92,7 @@ func startFoWriter(ctx context.Context, c *redis.Client, prefix string, pad int,
 	w := &foWriter{stop: make(chan struct{}), done: make(chan struct{}), fails: map[string]int{}, spans: map[string][2]time.Time{}}
 	go func() {
 		defer close(w.done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		deadline := time.Now().Add(maxRun)
-		for i := 1; i <= limit && time.Now().Before(deadline); i++ {
-			select {
-			case <-w.stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		paced(ctx, w.stop, every, limit, maxRun, func(i int) {
 			key := fmt.Sprintf("%s%07d", prefix, i)
 			val := foValue(key, pad)
 			sent := time.Now()
@@ -137,7 +128,7 @@ func startFoWriter(ctx context.Context, c *redis.Client, prefix string, pad int,
 				w.last = err
 			}
 			w.mu.Unlock()
-		}
+		})
 	}()
 	return w
 }
@@ -475,17 +466,7 @@ func startFoProbe(ctx context.Context, targets []foTarget, password, key string,
 				PoolSize: 1, MaxRetries: -1, Protocol: 2, DisableIdentity: true,
 			})
 			defer c.Close()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			deadline := time.Now().Add(maxRun)
-			for n := 0; time.Now().Before(deadline); n++ {
-				select {
-				case <-p.stop:
-					return
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			paced(ctx, p.stop, every, math.MaxInt, maxRun, func(n int) {
 				pctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
 				sent := time.Now()
 				err := c.Set(pctx, key+":"+tg.id, strconv.Itoa(n), 0).Err()
@@ -499,7 +480,7 @@ func startFoProbe(ctx context.Context, targets []foTarget, password, key string,
 					p.refused[tg.id][foErrKind(err)]++
 				}
 				p.mu.Unlock()
-			}
+			})
 		}()
 	}
 	go func() {

@@ -445,17 +445,7 @@ func startWriter(ctx context.Context, c *redis.Client, prefix string, every time
 	w := &ackWriter{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		deadline := time.Now().Add(maxRun)
-		for i := 1; i <= limit && time.Now().Before(deadline); i++ {
-			select {
-			case <-w.stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		paced(ctx, w.stop, every, limit, maxRun, func(i int) {
 			key := fmt.Sprintf("%s%07d", prefix, i)
 			err := c.Set(ctx, key, key, 0).Err()
 			at := time.Now()
@@ -467,7 +457,7 @@ func startWriter(ctx context.Context, c *redis.Client, prefix string, every time
 				w.lastErr = err
 			}
 			w.mu.Unlock()
-		}
+		})
 	}()
 	return w
 }
