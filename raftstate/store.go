@@ -137,7 +137,7 @@ func Open(cfg Config) (*Store, error) {
 	// (see pushCommit), so this timer only paces the idle leader, where
 	// hashicorp/raft's 50 ms default costs more CPU than anything else the
 	// agent does.
-	rc.CommitTimeout = commitTimeout
+	rc.CommitTimeout = CommitTimeout
 	r, err := raft.NewRaft(rc, s.fsm, logs, logs, snaps, tr)
 	if err != nil {
 		_ = tr.Close()
@@ -310,8 +310,9 @@ func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 	return nil
 }
 
-// commitTimeout is raft.Config.CommitTimeout; see NewStore.
-const commitTimeout = 500 * time.Millisecond
+// CommitTimeout is raft.Config.CommitTimeout (see Open): with no write,
+// followers learn the commit index every one to two of these.
+const CommitTimeout = 500 * time.Millisecond
 
 // HeartbeatTimeout is how long a follower waits without hearing from the
 // leader before it stands for election (hashicorp/raft waits between one
@@ -337,7 +338,7 @@ const LeaderLeaseTimeout = 400 * time.Millisecond
 // pushCommit appends a barrier after a committed write so that the leader
 // replicates at once, carrying the new commit index: followers apply the
 // write (and their reconcilers act on it) within a round trip instead of
-// after commitTimeout. Nothing waits for the barrier itself.
+// after CommitTimeout. Nothing waits for the barrier itself.
 func (s *Store) pushCommit() {
 	go func() { _ = s.raft.Barrier(time.Second) }()
 }

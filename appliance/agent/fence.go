@@ -108,6 +108,15 @@ func (q *eventQueue) drop(n int) {
 // fences within it.
 const fenceTick = 100 * time.Millisecond
 
+// startCatchUp is what a restarted agent gets on top of the lease window
+// before it fences the primaries it finds running. A restarted follower
+// learns the cluster's state only when the leader next tells it the commit
+// index (hashicorp/raft does so with the next replication, up to twice its
+// commit timeout later), and until then cannot even find the leader's
+// API. The lease did not cover those primaries while the agent was down;
+// this bounds how long they stay unfenced once it is back.
+const startCatchUp = 2 * raftstate.CommitTimeout
+
 // fenceRefresh re-asserts the fence state of every local primary this
 // often, a safety net for an instance restarted behind the agent's back.
 const fenceRefresh = 10 * time.Second
@@ -156,8 +165,8 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 	window := cfg.Failover.Lease
 	// Instances start fenced (their redis.conf says so) until the lease is
 	// held. Those already running when the agent restarts keep taking
-	// writes, unless no leader answers within the lease window: then they
-	// are fenced too.
+	// writes, unless no leader answers within startGrace: then they are
+	// fenced too.
 	fenced := true
 	start := time.Now()
 	startFenced := false
@@ -182,10 +191,10 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 		held := ls.held(window)
 		reassert := false
 		switch {
-		case !held && fenced && !startFenced && time.Since(start) > window:
+		case !held && fenced && !startFenced && time.Since(start) > window+startCatchUp:
 			startFenced, reassert = true, true
 			if len(prims) > 0 {
-				msg := fmt.Sprintf("no leader answered within %s of the agent starting: %d primaries refuse writes until one does", window, len(prims))
+				msg := fmt.Sprintf("no leader answered within %s of the agent starting: %d primaries refuse writes until one does", window+startCatchUp, len(prims))
 				log.Warn(msg)
 				q.add(raftstate.Event{At: time.Now().UTC(), Kind: "fenced", Node: cfg.NodeName, Message: msg})
 			}
