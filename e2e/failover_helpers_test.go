@@ -313,21 +313,7 @@ type foHostWriter struct {
 
 func startFoHostWriter(t testing.TB, ctx context.Context, h clusterHost, port int, password, prefix string) *foHostWriter {
 	t.Helper()
-	cmd := h.Command(ctx, "/usr/bin/python3", "-c", foHostWriterScript, strconv.Itoa(port), prefix, "200000", "600")
-	cmd.Env = append(cmd.Env, "PW="+password)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the writer inside %s: %v", h.name, err)
-	}
+	cmd, stdin, stdout, stderr := startHostPython(t, ctx, h, "the writer", password, foHostWriterScript, strconv.Itoa(port), prefix, "200000", "600")
 	w := &foHostWriter{stdin: stdin, read: make(chan struct{})}
 	go func() {
 		defer close(w.read)

@@ -630,21 +630,7 @@ type pyReport struct {
 
 func startPyClient(t testing.TB, ctx context.Context, h clusterHost, master, password string, sentinels []string) *pyClient {
 	t.Helper()
-	cmd := h.Command(ctx, "/usr/bin/python3", "-c", redisPyScript, master, strings.Join(sentinels, ","))
-	cmd.Env = append(cmd.Env, "PW="+password)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting redis-py on %s: %v", h.name, err)
-	}
+	cmd, stdin, stdout, stderr := startHostPython(t, ctx, h, "redis-py", password, redisPyScript, master, strings.Join(sentinels, ","))
 	p := &pyClient{t: t, stdin: stdin, lines: make(chan string, 16)}
 	go func() {
 		defer close(p.lines)
