@@ -4,11 +4,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // paced is the loop of the e2e writers and probes: step(1), step(2), ...
@@ -52,4 +55,19 @@ func startHostPython(t testing.TB, ctx context.Context, h clusterHost, what, pas
 		t.Fatalf("starting %s inside %s: %v", what, h.name, err)
 	}
 	return cmd, stdin, stdout, stderr
+}
+
+// readKeys reads keys on c in batches of 500 MGETs and returns their
+// values in order (nil for a missing key).
+func readKeys(ctx context.Context, c *redis.Client, keys []string) ([]any, error) {
+	out := make([]any, 0, len(keys))
+	for start := 0; start < len(keys); start += 500 {
+		batch := keys[start:min(start+500, len(keys))]
+		vals, err := c.MGet(ctx, batch...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("MGET of %d acknowledged keys: %w", len(batch), err)
+		}
+		out = append(out, vals...)
+	}
+	return out, nil
 }

@@ -217,25 +217,22 @@ func foGap(acks []foAck, from, to time.Time) time.Duration {
 // those missing or holding another value, split by whether WAIT had
 // counted a replica for them.
 func foMissing(ctx context.Context, c *redis.Client, acks []foAck, pad int) (waited, plain []string, err error) {
-	for start := 0; start < len(acks); start += 500 {
-		batch := acks[start:min(start+500, len(acks))]
-		keys := make([]string, len(batch))
-		for i, a := range batch {
-			keys[i] = a.key
+	keys := make([]string, len(acks))
+	for i, a := range acks {
+		keys[i] = a.key
+	}
+	vals, err := readKeys(ctx, c, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok && s == foValue(keys[i], pad) {
+			continue
 		}
-		vals, err := c.MGet(ctx, keys...).Result()
-		if err != nil {
-			return nil, nil, fmt.Errorf("MGET of %d acknowledged keys: %w", len(keys), err)
-		}
-		for i, v := range vals {
-			if s, ok := v.(string); ok && s == foValue(keys[i], pad) {
-				continue
-			}
-			if batch[i].waited {
-				waited = append(waited, keys[i])
-			} else {
-				plain = append(plain, keys[i])
-			}
+		if acks[i].waited {
+			waited = append(waited, keys[i])
+		} else {
+			plain = append(plain, keys[i])
 		}
 	}
 	return waited, plain, nil

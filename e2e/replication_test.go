@@ -525,21 +525,18 @@ func longestGap(acks []ack, from, to time.Time) float64 {
 // lostWrites reads every acknowledged key on c (one instance) and returns
 // those missing or holding another value.
 func lostWrites(ctx context.Context, c *redis.Client, acks []ack) ([]string, error) {
+	keys := make([]string, len(acks))
+	for i, a := range acks {
+		keys[i] = a.key
+	}
+	vals, err := readKeys(ctx, c, keys)
+	if err != nil {
+		return nil, err
+	}
 	var lost []string
-	for start := 0; start < len(acks); start += 500 {
-		batch := acks[start:min(start+500, len(acks))]
-		keys := make([]string, len(batch))
-		for i, a := range batch {
-			keys[i] = a.key
-		}
-		vals, err := c.MGet(ctx, keys...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("MGET of %d acknowledged keys: %w", len(keys), err)
-		}
-		for i, v := range vals {
-			if s, ok := v.(string); !ok || s != keys[i] {
-				lost = append(lost, keys[i])
-			}
+	for i, v := range vals {
+		if s, ok := v.(string); !ok || s != keys[i] {
+			lost = append(lost, keys[i])
 		}
 	}
 	return lost, nil
