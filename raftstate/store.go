@@ -56,9 +56,17 @@ type Store struct {
 	leading   chan bool
 	done      chan struct{}
 	closeOnce sync.Once
-	subMu     sync.Mutex
-	subs      []chan struct{}
-	log       *slog.Logger
+	// observed receives Raft's leader observations (see watchLeadership).
+	observed chan raft.Observation
+	// leadMu guards leadChanged and previous.
+	leadMu sync.Mutex
+	// leadChanged is closed when this node gains or loses leadership.
+	leadChanged chan struct{}
+	// previous is the last node other than this one seen leading.
+	previous string
+	subMu    sync.Mutex
+	subs     []chan struct{}
+	log      *slog.Logger
 }
 
 // applyTimeout bounds one Raft write; a longer stall means no quorum.
@@ -145,8 +153,57 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	s.raft = r
-	go s.paceHeartbeats()
+	s.leadChanged = make(chan struct{})
+	s.observed = make(chan raft.Observation, 16)
+	r.RegisterObserver(raft.NewObserver(s.observed, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	}))
+	go s.watchLeadership()
 	return s, nil
+}
+
+// watchLeadership follows who leads: it remembers the last other leader
+// (PreviousLeader), tells LeadershipChanged's readers when this node
+// gains or loses leadership, and paces heartbeats.
+func (s *Store) watchLeadership() {
+	for {
+		var leader bool
+		select {
+		case leader = <-s.leading:
+		case o := <-s.observed:
+			if id := string(o.Data.(raft.LeaderObservation).LeaderID); id != "" && id != s.cfg.NodeName {
+				s.leadMu.Lock()
+				s.previous = id
+				s.leadMu.Unlock()
+			}
+			continue
+		case <-s.done:
+			return
+		}
+		s.paceHeartbeats(leader)
+		s.leadMu.Lock()
+		close(s.leadChanged)
+		s.leadChanged = make(chan struct{})
+		s.leadMu.Unlock()
+	}
+}
+
+// LeadershipChanged returns a channel closed when this node next gains or
+// loses leadership: loops that only act on the leader wait on it instead
+// of polling IsLeader.
+func (s *Store) LeadershipChanged() <-chan struct{} {
+	s.leadMu.Lock()
+	defer s.leadMu.Unlock()
+	return s.leadChanged
+}
+
+// PreviousLeader is the last node other than this one seen leading ("" if
+// none): a new leader learns from it whose silence it may already count.
+func (s *Store) PreviousLeader() string {
+	s.leadMu.Lock()
+	defer s.leadMu.Unlock()
+	return s.previous
 }
 
 // paceHeartbeats sets the heartbeat timeout to LeaderHeartbeatTimeout
@@ -157,22 +214,14 @@ func Open(cfg Config) (*Store, error) {
 // paces its heartbeats at half the rate, which were the largest part of
 // an idle leader's CPU. Only the leader's config changes: the followers'
 // timers, and so the election time, stay as they were.
-func (s *Store) paceHeartbeats() {
-	for {
-		var leader bool
-		select {
-		case leader = <-s.leading:
-		case <-s.done:
-			return
-		}
-		rc := s.raft.ReloadableConfig()
-		rc.HeartbeatTimeout, rc.ElectionTimeout = HeartbeatTimeout, HeartbeatTimeout
-		if leader {
-			rc.HeartbeatTimeout, rc.ElectionTimeout = LeaderHeartbeatTimeout, LeaderHeartbeatTimeout
-		}
-		if err := s.raft.ReloadConfig(rc); err != nil {
-			s.log.Warn("cannot pace raft heartbeats", "leader", leader, "err", err)
-		}
+func (s *Store) paceHeartbeats(leader bool) {
+	rc := s.raft.ReloadableConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout = HeartbeatTimeout, HeartbeatTimeout
+	if leader {
+		rc.HeartbeatTimeout, rc.ElectionTimeout = LeaderHeartbeatTimeout, LeaderHeartbeatTimeout
+	}
+	if err := s.raft.ReloadConfig(rc); err != nil {
+		s.log.Warn("cannot pace raft heartbeats", "leader", leader, "err", err)
 	}
 }
 

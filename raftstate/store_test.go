@@ -171,3 +171,55 @@ func TestStore_OnlyTheLeaderSlowsItsHeartbeats(t *testing.T) {
 		t.Fatalf("%s still leads after handing leadership over", first)
 	}
 }
+
+// A new leader's failure detector starts from LeadershipChanged and seeds
+// PreviousLeader: both must follow a leadership transfer.
+func TestStore_LeadershipChangesAreSeen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := formRecoverCluster(t, ctx)
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for !ok() {
+			select {
+			case <-ctx.Done():
+				t.Fatal(what)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	leader := func() *recoverNode {
+		for _, n := range nodes {
+			if n.s.IsLeader() {
+				return n
+			}
+		}
+		return nil
+	}
+	wait("no leader after forming", func() bool { return leader() != nil })
+	old := leader()
+	for _, n := range nodes {
+		if n != old {
+			wait(n.name+" never remembered the leader it follows", func() bool { return n.s.PreviousLeader() == old.name })
+		}
+	}
+	changed := map[string]<-chan struct{}{}
+	for _, n := range nodes {
+		changed[n.name] = n.s.LeadershipChanged()
+	}
+	if err := old.s.TransferLeadership(); err != nil {
+		t.Fatal(err)
+	}
+	wait("no new leader after the transfer", func() bool { l := leader(); return l != nil && l != old })
+	next := leader()
+	for _, n := range []*recoverNode{old, next} {
+		select {
+		case <-changed[n.name]:
+		case <-ctx.Done():
+			t.Fatalf("%s: LeadershipChanged not closed after the transfer", n.name)
+		}
+	}
+	if got := next.s.PreviousLeader(); got != old.name {
+		t.Fatalf("new leader %s: PreviousLeader %q, want %s", next.name, got, old.name)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -48,9 +49,17 @@ func (l *lease) leaderIndex() uint64 {
 }
 
 func (l *lease) held(window time.Duration) bool {
+	return l.remaining(window) > 0
+}
+
+// remaining is how long the lease still runs: zero once lost.
+func (l *lease) remaining(window time.Duration) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return !l.last.IsZero() && time.Since(l.last) < window
+	if l.last.IsZero() {
+		return 0
+	}
+	return max(window-time.Since(l.last), 0)
 }
 
 // fenceState is the fencer's decision, shared with the reconciler so that
@@ -104,9 +113,27 @@ func (q *eventQueue) drop(n int) {
 	q.evs = q.evs[min(n, len(q.evs)):]
 }
 
-// fenceTick is how often the fencer looks at the lease: a lost lease
-// fences within it.
+// fenceTick is how often the fencer looks while it is fenced or retrying.
+// While the lease is held it wakes when the lease would run out (see
+// fenceWait), not ten times a second: on an idle agent, timers firing
+// were a large part of its CPU.
 const fenceTick = 100 * time.Millisecond
+
+// fenceWait is how long the fencer may sleep: until the lease runs out
+// while it is held and the primaries take writes, so a lost lease fences
+// at once; a tick while fenced (waiting for the leader, for the log to
+// catch up, for a pass); never past the next refresh.
+func fenceWait(fenced bool, leaseLeft, sinceAssert time.Duration) time.Duration {
+	wait := fenceTick
+	if !fenced && leaseLeft > 0 {
+		// A millisecond past the end, so that the lease is seen lost.
+		wait = leaseLeft + time.Millisecond
+	}
+	if refresh := fenceRefresh - sinceAssert; refresh < wait {
+		wait = max(refresh, fenceTick)
+	}
+	return wait
+}
 
 // startCatchUp is what a restarted agent gets on top of the lease window
 // before it fences the primaries it finds running. A restarted follower
@@ -160,7 +187,7 @@ func (l *localInstances) of(st *raftstate.State) ([]raftstate.PlacedInstance, bo
 // applied the roles the cluster decided meanwhile (a primary that was
 // failed over comes back as a replica, never writable).
 func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, ls *lease, fs *fenceState, q *eventQueue, log *slog.Logger) {
-	t := time.NewTicker(fenceTick)
+	t := time.NewTimer(fenceTick)
 	defer t.Stop()
 	window := cfg.Failover.Lease
 	// Instances start fenced (their redis.conf says so) until the lease is
@@ -174,11 +201,23 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 	passed := rec.Passed()
 	lastAssert := start
 	local := localInstances{node: cfg.NodeName}
+	// passPending: a reconcile pass completed and the fencer has not yet
+	// acted on it.
+	passPending := false
 	for {
+		t.Reset(fenceWait(fenced, ls.remaining(window), time.Since(lastAssert)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-passed:
+			// An instance may have (re)started, fenced by its redis.conf:
+			// act now, not when the lease would run out.
+		}
+		select {
+		case <-passed:
+			passed, passPending = rec.Passed(), true
+		default:
 		}
 		st := cl.Store()
 		if st == nil {
@@ -226,14 +265,12 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 			default:
 			}
 		}
-		select {
-		case <-passed:
+		if passPending {
 			// An instance may have (re)started fenced by its redis.conf.
 			// Until the fence is decided (just started), leave running
 			// instances as they are.
-			passed = rec.Passed()
+			passPending = false
 			reassert = reassert || !fenced || startFenced
-		default:
 		}
 		if reassert {
 			fs.set(fenced)
@@ -269,6 +306,10 @@ const (
 	probeLost  = 3 * probeEvery
 )
 
+// probeIdle is how long the probes sleep while no replica is placed here,
+// a safety net: a state change wakes them at once.
+const probeIdle = 5 * time.Second
+
 func newPrimaryProbes() *primaryProbes {
 	return &primaryProbes{lastOK: map[string]time.Time{}, clients: map[string]*redis.Client{}}
 }
@@ -283,7 +324,7 @@ func (p *primaryProbes) reachable(id string) bool {
 
 // run PINGs the primary of every local replica of an HA database.
 func (p *primaryProbes) run(ctx context.Context, cfg *config.Config, cl *cluster.Manager) {
-	t := time.NewTicker(probeEvery)
+	t := time.NewTimer(probeEvery)
 	defer t.Stop()
 	defer func() {
 		p.mu.Lock()
@@ -293,18 +334,33 @@ func (p *primaryProbes) run(ctx context.Context, cfg *config.Config, cl *cluster
 		p.mu.Unlock()
 	}()
 	local := localInstances{node: cfg.NodeName}
+	// With no replica here there is nothing to probe: sleep until the
+	// state changes (a replica placed here) instead of ticking.
+	var subscribed *raftstate.Store
+	var changes <-chan struct{}
+	wait := probeEvery
 	for {
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changes:
 		}
 		st := cl.Store()
 		if st == nil {
+			wait = probeEvery
 			continue
+		}
+		if st != subscribed {
+			subscribed, changes = st, st.Subscribe()
 		}
 		state := st.View()
 		placed, _ := local.of(state)
+		wait = probeIdle
+		if slices.ContainsFunc(placed, func(pi raftstate.PlacedInstance) bool { return pi.Instance.Role == raftstate.RoleReplica }) {
+			wait = probeEvery
+		}
 		seen := map[string]bool{}
 		var wg sync.WaitGroup
 		for _, pi := range placed {

@@ -95,37 +95,51 @@ func previousSilentSince(leaderSince, contact time.Time, f config.Failover) (tim
 // RunFailover runs the failure detector until ctx ends; it acts only while
 // this node is the leader.
 func (c *Controller) RunFailover(ctx context.Context) {
-	t := time.NewTicker(monitorTick)
+	t := time.NewTimer(monitorTick)
 	defer t.Stop()
 	var m *monitor
-	// previous is the last other node seen leading while this one followed.
-	var previous string
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		st := c.store()
+		var changed <-chan struct{}
+		if st != nil {
+			// Taken before asking IsLeader, so that a change in between
+			// still wakes the wait below.
+			changed = st.LeadershipChanged()
+		}
 		if st == nil || !st.IsLeader() {
-			if st != nil {
-				if l := st.Leader(); l != "" && l != c.cfg.NodeName {
-					previous = l
-				}
-			}
 			m = nil
 			c.setMonitor(nil)
+			// A follower has nothing to watch: it waits for leadership
+			// instead of ticking (a cluster joined meanwhile is a new
+			// store, seen within followerRecheck).
+			t.Reset(followerRecheck)
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			case <-t.C:
+			}
 			continue
 		}
 		if m == nil {
 			m = newMonitor(c)
 			m.leaderSince = time.Now()
-			m.seedPrevious(previous, st.LeaderContact())
+			m.seedPrevious(st.PreviousLeader(), st.LeaderContact())
 			c.setMonitor(m)
 		}
 		m.tick(ctx)
+		t.Reset(monitorTick)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
+
+// followerRecheck bounds how long a follower's failure detector waits
+// without a leadership change before it looks again.
+const followerRecheck = time.Second
 
 func (c *Controller) setMonitor(m *monitor) {
 	c.monMu.Lock()
