@@ -101,12 +101,30 @@ type fbSeries struct {
 // appliance's discovery and for Redis Sentinel. Plain, it has the options
 // of failoverClient, and go-redis's own dial retries (5 attempts of
 // DialTimeout each): when the discovery port it last used is on a host
-// that is gone, finding another costs it seconds. fast tunes it for that:
-// one dial attempt, and 250 ms timeouts. (go-redis stops dialing for a
-// second once PoolSize dials in a row have failed, which a crashed
-// primary's refused connections reach quickly with these timeouts: that
-// second shows in its kill -9 gaps. A larger pool made it worse: after a
-// power-off it never wrote again.)
+// that is gone, finding another costs it seconds. fast is tuned for that
+// (docs/replication.md, "Client settings"), because of how go-redis
+// v9 looks the primary up: inside each new connection's dial, within one
+// DialTimeout, by asking the discovery port it used last. It drops that
+// port only after an error that is not its own deadline, so every step of
+// the lookup must fail before DialTimeout does:
+//   - TCP connects give up after fbConnectTimeout (the Dialer), well
+//     inside DialTimeout, so a dead discovery port fails as an error;
+//   - reads and writes after fbIOTimeout, also inside DialTimeout, so an
+//     idle connection to a dead port does too;
+//   - no command retries (MaxRetries -1): a retry's backoff runs into the
+//     same deadline;
+//   - idle connections are kept (ConnMaxIdleTime -1), so the lookup
+//     usually finds one and fails on the read;
+//   - a failed dial is tried three times, 50 ms apart, each time asking
+//     for the primary again, so a SET during the failover waits for the
+//     new primary instead of failing at once; and go-redis stops dialing
+//     for a second after PoolSize failed dials (counted over the client's
+//     life), so PoolSize 100 rather than the default 20, which a crashed
+//     primary's refused connections reached within one or two failovers.
+//
+// With 250 ms for everything, a dead discovery port was dropped only once
+// go-redis had stopped dialing after 20 failures in a row: 6.7 s without
+// a write.
 func fbClient(t testing.TB, sentinels []string, master, password string, fast bool) *redis.Client {
 	opt := &redis.FailoverOptions{
 		MasterName:       master,
@@ -118,16 +136,26 @@ func fbClient(t testing.TB, sentinels []string, master, password string, fast bo
 		WriteTimeout:     time.Second,
 	}
 	if fast {
-		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = fbFastTimeout, fbFastTimeout, fbFastTimeout
-		opt.DialerRetries = 1
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = fbFastTimeout, fbIOTimeout, fbIOTimeout
+		opt.DialerRetries, opt.DialerRetryTimeout, opt.PoolSize = 3, 50*time.Millisecond, 100
+		opt.MaxRetries, opt.ConnMaxIdleTime = -1, -1
+		opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: fbConnectTimeout, KeepAlive: 30 * time.Second}
+			return d.DialContext(ctx, network, addr)
+		}
 	}
 	c := redis.NewFailoverClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
-// fbFastTimeout is the tuned client's dial, read and write timeout.
-const fbFastTimeout = 250 * time.Millisecond
+// The tuned client's timeouts: finding the primary and connecting to it
+// (DialTimeout), one TCP connect, and a read or write.
+const (
+	fbFastTimeout    = 400 * time.Millisecond
+	fbConnectTimeout = 100 * time.Millisecond
+	fbIOTimeout      = 200 * time.Millisecond
+)
 
 // fbLoad is what runs during a series: a writer through each client and
 // the probe.
@@ -736,7 +764,7 @@ func fbTable(series []*fbSeries, planned int) string {
 	fmt.Fprintf(&t, "in the test process writing a unique key every %s each:\n", writeEvery)
 	fmt.Fprintf(&t, "  named   fault → a survivor names the new primary (db show / SENTINEL get-master-addr-by-name, polled)\n")
 	fmt.Fprintf(&t, "  down    longest time no instance took a SET sent straight to it every %s (the outage as the servers had it)\n", fbProbeEvery)
-	fmt.Fprintf(&t, "  tuned   longest gap between acknowledged writes, client with DialerRetries 1 and %s timeouts\n", fbFastTimeout)
+	fmt.Fprintf(&t, "  tuned   longest gap between acknowledged writes, client tuned for failover (DialTimeout %s, connect %s, read/write %s, 3 dial attempts, PoolSize 100)\n", fbFastTimeout, fbConnectTimeout, fbIOTimeout)
 	fmt.Fprintf(&t, "  default longest gap between acknowledged writes, client with go-redis's dial retries (5) and 1 s timeouts\n")
 	fmt.Fprintf(&t, "  lost    plain writes acknowledged before the fault and missing on the final primary (tuned + default)\n")
 	fmt.Fprintf(&t, "appliance failover settings: detection %s, lease %s (defaults), cooldown %s (default 30s: rounds closer together);\n", foDetection, foLease, fbCooldown)
