@@ -161,9 +161,9 @@ func haPrimaries(placed []raftstate.PlacedInstance) []raftstate.PlacedInstance {
 }
 
 // localInstances remembers what one loop derived from a Raft state, the
-// instances on this node, until the state changes. Loops that tick ten
-// times a second would otherwise sort every database name on every tick:
-// on an idle leader with 100 databases that was a tenth of its CPU.
+// instances on this node, until the state changes. Loops that wake several
+// times a second would otherwise sort every database name each time: on
+// an idle leader with 100 databases that was a tenth of its CPU.
 type localInstances struct {
 	node   string
 	state  *raftstate.State

@@ -56,7 +56,8 @@ func newMonitor(c *Controller) *monitor {
 }
 
 // fenceSlack is what an agent needs, past its lease, to have fenced its
-// primaries: its fencer looks every 100 ms, and setting the fence and the
+// primaries: its fencer wakes when the lease runs out (or within 100 ms,
+// its tick while fenced or retrying), and setting the fence and the
 // network round trips take a little more.
 const fenceSlack = 250 * time.Millisecond
 
