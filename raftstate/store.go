@@ -52,7 +52,7 @@ type Store struct {
 	transport *raft.NetworkTransport
 	changes   chan struct{}
 	// leading receives Raft's leadership changes (raft.Config.NotifyCh);
-	// done ends paceHeartbeats.
+	// done ends watchLeadership.
 	leading   chan bool
 	done      chan struct{}
 	closeOnce sync.Once
