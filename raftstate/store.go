@@ -64,9 +64,13 @@ type Store struct {
 	leadChanged chan struct{}
 	// previous is the last node other than this one seen leading.
 	previous string
-	subMu    sync.Mutex
-	subs     []chan struct{}
-	log      *slog.Logger
+	// confirmMu guards confirmedAt and confirmCh (see Confirmed).
+	confirmMu   sync.Mutex
+	confirmedAt time.Time
+	confirmCh   chan struct{}
+	subMu       sync.Mutex
+	subs        []chan struct{}
+	log         *slog.Logger
 }
 
 // applyTimeout bounds one Raft write; a longer stall means no quorum.
@@ -84,7 +88,7 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft directory: %w", err)
 	}
-	s := &Store{cfg: cfg, changes: make(chan struct{}, 1), log: cfg.Logger}
+	s := &Store{cfg: cfg, changes: make(chan struct{}, 1), confirmCh: make(chan struct{}), log: cfg.Logger}
 	s.fsm = NewFSM(s.notify)
 
 	hlog := hclog.New(&hclog.LoggerOptions{
@@ -165,8 +169,10 @@ func Open(cfg Config) (*Store, error) {
 
 // watchLeadership follows who leads: it remembers the last other leader
 // (PreviousLeader), tells LeadershipChanged's readers when this node
-// gains or loses leadership, and paces heartbeats.
+// gains or loses leadership, paces heartbeats, and runs
+// confirmLeadership while this node leads.
 func (s *Store) watchLeadership() {
+	var stopConfirming chan struct{}
 	for {
 		var leader bool
 		select {
@@ -182,6 +188,14 @@ func (s *Store) watchLeadership() {
 			return
 		}
 		s.paceHeartbeats(leader)
+		if stopConfirming != nil {
+			close(stopConfirming)
+			stopConfirming = nil
+		}
+		if leader {
+			stopConfirming = make(chan struct{})
+			go s.confirmLeadership(stopConfirming)
+		}
 		s.leadMu.Lock()
 		close(s.leadChanged)
 		s.leadChanged = make(chan struct{})
@@ -210,10 +224,11 @@ func (s *Store) PreviousLeader() string {
 // while this node leads and back to HeartbeatTimeout when it follows.
 // hashicorp/raft uses the one setting for two things: how long a follower
 // waits before standing for election, and (a tenth of it) how often a
-// leader sends heartbeats. Followers keep the short wait; the leader
-// paces its heartbeats at half the rate, which were the largest part of
-// an idle leader's CPU. Only the leader's config changes: the followers'
-// timers, and so the election time, stay as they were.
+// leader sends heartbeats. Followers keep the short wait; the leader's
+// heartbeats come from confirmLeadership, every BeatInterval, and
+// hashicorp/raft's own only when a confirmation is late. Only the
+// leader's config changes: the followers' timers, and so the election
+// time, stay as they were.
 func (s *Store) paceHeartbeats(leader bool) {
 	rc := s.raft.ReloadableConfig()
 	rc.HeartbeatTimeout, rc.ElectionTimeout = HeartbeatTimeout, HeartbeatTimeout
@@ -370,13 +385,15 @@ const CommitTimeout = 500 * time.Millisecond
 const HeartbeatTimeout = 500 * time.Millisecond
 
 // LeaderHeartbeatTimeout is the leader's own setting (see
-// paceHeartbeats): it sends a heartbeat to each follower every tenth to
-// fifth of it, 100–200 ms, at least twice within a follower's wait.
-const LeaderHeartbeatTimeout = 1000 * time.Millisecond
+// paceHeartbeats). hashicorp/raft sends a heartbeat to a follower a tenth
+// to a fifth of it (200–400 ms) after the last one; confirmLeadership
+// sends one every BeatInterval, so these fire only when a confirmation
+// is late, and still reach a follower within its shortest wait.
+const LeaderHeartbeatTimeout = 2000 * time.Millisecond
 
-// LeaderHeartbeatMax is the longest a leader goes between two heartbeats
-// to a follower.
-const LeaderHeartbeatMax = LeaderHeartbeatTimeout / 5
+// LeaderHeartbeatMax is how long a leader goes between two heartbeats to
+// a follower while its confirmations keep time.
+const LeaderHeartbeatMax = BeatInterval
 
 // LeaderLeaseTimeout is how long a leader stays leader without hearing
 // from a majority: a leader cut off steps down within it (plus

@@ -121,10 +121,11 @@ func TestStore_ReplayTargetIsTheLastCommand(t *testing.T) {
 	}
 }
 
-// The leader paces its heartbeats at LeaderHeartbeatTimeout (half the
-// rate: they were most of an idle leader's CPU) while followers keep the
-// short HeartbeatTimeout before they stand for election; a node that
-// hands leadership over goes back to the short timeout as a follower.
+// The leader runs hashicorp/raft's heartbeat timers at
+// LeaderHeartbeatTimeout (its heartbeats come from confirmLeadership;
+// these are the fallback) while followers keep the short HeartbeatTimeout
+// before they stand for election; a node that hands leadership over goes
+// back to the short timeout as a follower.
 func TestStore_OnlyTheLeaderSlowsItsHeartbeats(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -221,5 +222,55 @@ func TestStore_LeadershipChangesAreSeen(t *testing.T) {
 	}
 	if got := next.s.PreviousLeader(); got != old.name {
 		t.Fatalf("new leader %s: PreviousLeader %q, want %s", next.name, got, old.name)
+	}
+}
+
+// The leader's agent takes its lease from Confirmed: it must advance while
+// a majority answers (every BeatInterval), never on a follower, and never
+// for a round that began once the majority was gone.
+func TestStore_OnlyAMajorityConfirmsTheLeader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := formRecoverCluster(t, ctx)
+	leader := waitLeader(t, ctx, nodes...)
+	// Several rounds in a row, each closing the channel of the one before.
+	var last time.Time
+	for i := range 5 {
+		prev, next := leader.s.Confirmed()
+		select {
+		case <-next:
+		case <-ctx.Done():
+			t.Fatalf("round %d: the leader was never confirmed again (last round began %s ago)", i, time.Since(prev))
+		}
+		at, _ := leader.s.Confirmed()
+		if !at.After(prev) || !at.After(last) {
+			t.Fatalf("round %d: Confirmed did not advance: %s after %s", i, at, prev)
+		}
+		last = at
+	}
+	for _, n := range nodes {
+		if n != leader {
+			if at, _ := n.s.Confirmed(); !at.IsZero() {
+				t.Errorf("follower %s was confirmed as leader at %s", n.name, at)
+			}
+		}
+	}
+	// Lose the majority: the leader may still lead for a while, but no
+	// round that began after that is confirmed.
+	for _, n := range nodes {
+		if n != leader {
+			n.close(t)
+		}
+	}
+	gone := time.Now()
+	for leader.s.IsLeader() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the leader never stepped down after losing both followers")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if at, _ := leader.s.Confirmed(); at.After(gone) {
+		t.Fatalf("a round that began %s after the followers were gone was confirmed", at.Sub(gone))
 	}
 }

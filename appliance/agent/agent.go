@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			Binary: ctl.Binary, Fenced: fs.get,
 		}, store, sup, cl.Keys(), log.With("subsystem", "reconcile"))
 		ctl.Attach(rec)
-		ls, q, probes := &lease{}, &eventQueue{}, newPrimaryProbes()
+		ls, q, probes := newLease(cfg.Failover.Lease), &eventQueue{}, newPrimaryProbes()
 		go probes.run(ctx, cfg, cl)
 		go heartbeats(ctx, cfg, cl, rec, live, ls, q, probes, log.With("subsystem", "heartbeat"))
 		go fence(ctx, cfg, cl, rec, ls, fs, q, log.With("subsystem", "fence"))

@@ -21,13 +21,25 @@ import (
 )
 
 // lease is this node's right to keep primaries writable: renewed by every
-// heartbeat the leader acknowledges (or by being the leader), and lost
-// when none has been for the lease window. Times are monotonic.
+// heartbeat the leader acknowledges (on the leader, by every round of
+// confirmation a majority answered), and lost when none has been for the
+// lease window. Times are monotonic.
 type lease struct {
-	mu   sync.Mutex
-	last time.Time // zero: never heard from a leader since start
+	window time.Duration
+	mu     sync.Mutex
+	last   time.Time // zero: never heard from a leader since start
 	// index is the leader's applied index in its last acknowledgement.
 	index uint64
+	// expiry fires when the lease runs out. Every renewal pushes it back,
+	// so the fencer, which waits on it, sleeps for as long as renewals
+	// come instead of waking to look.
+	expiry *time.Timer
+}
+
+func newLease(window time.Duration) *lease {
+	t := time.NewTimer(window)
+	t.Stop()
+	return &lease{window: window, expiry: t}
 }
 
 // renew extends the lease from sent, when the acknowledged report left
@@ -36,10 +48,16 @@ func (l *lease) renew(sent time.Time, leaderIndex uint64) {
 	l.mu.Lock()
 	if sent.After(l.last) {
 		l.last = sent
+		// A millisecond past the end, so that the lease is seen lost.
+		l.expiry.Reset(time.Until(l.last.Add(l.window)) + time.Millisecond)
 	}
 	l.index = leaderIndex
 	l.mu.Unlock()
 }
+
+// expired receives when the lease runs out (Reset by every renewal: a
+// value from before a renewal is never received after it).
+func (l *lease) expired() <-chan time.Time { return l.expiry.C }
 
 // leaderIndex is the leader's applied index when it last acknowledged us.
 func (l *lease) leaderIndex() uint64 {
@@ -48,18 +66,18 @@ func (l *lease) leaderIndex() uint64 {
 	return l.index
 }
 
-func (l *lease) held(window time.Duration) bool {
-	return l.remaining(window) > 0
+func (l *lease) held() bool {
+	return l.remaining() > 0
 }
 
 // remaining is how long the lease still runs: zero once lost.
-func (l *lease) remaining(window time.Duration) time.Duration {
+func (l *lease) remaining() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.last.IsZero() {
 		return 0
 	}
-	return max(window-time.Since(l.last), 0)
+	return max(l.window-time.Since(l.last), 0)
 }
 
 // fenceState is the fencer's decision, shared with the reconciler so that
@@ -114,25 +132,21 @@ func (q *eventQueue) drop(n int) {
 }
 
 // fenceTick is how often the fencer looks while it is fenced or retrying.
-// While the lease is held it wakes when the lease would run out (see
-// fenceWait), not ten times a second: on an idle agent, timers firing
-// were a large part of its CPU.
+// While the lease is held it sleeps until the lease runs out (see
+// lease.expired) or a refresh is due, not ten times a second: on an idle
+// agent, timers firing were a large part of its CPU.
 const fenceTick = 100 * time.Millisecond
 
-// fenceWait is how long the fencer may sleep: until the lease runs out
-// while it is held and the primaries take writes, so a lost lease fences
-// at once; a tick while fenced (waiting for the leader, for the log to
-// catch up, for a pass); never past the next refresh.
-func fenceWait(fenced bool, leaseLeft, sinceAssert time.Duration) time.Duration {
-	wait := fenceTick
-	if !fenced && leaseLeft > 0 {
-		// A millisecond past the end, so that the lease is seen lost.
-		wait = leaseLeft + time.Millisecond
+// fenceWait is how long the fencer may sleep on its own timer: while the
+// lease is held and the primaries take writes, until the next refresh (the
+// lease's expiry wakes it if the lease runs out first); a tick while
+// fenced (waiting for the leader, for the log to catch up, for a pass) or
+// once the lease is lost.
+func fenceWait(fenced, held bool, sinceAssert time.Duration) time.Duration {
+	if fenced || !held {
+		return fenceTick
 	}
-	if refresh := fenceRefresh - sinceAssert; refresh < wait {
-		wait = max(refresh, fenceTick)
-	}
-	return wait
+	return max(fenceRefresh-sinceAssert, fenceTick)
 }
 
 // startCatchUp is what a restarted agent gets on top of the lease window
@@ -189,7 +203,7 @@ func (l *localInstances) of(st *raftstate.State) ([]raftstate.PlacedInstance, bo
 func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, ls *lease, fs *fenceState, q *eventQueue, log *slog.Logger) {
 	t := time.NewTimer(fenceTick)
 	defer t.Stop()
-	window := cfg.Failover.Lease
+	window := ls.window
 	// Instances start fenced (their redis.conf says so) until the lease is
 	// held. Those already running when the agent restarts keep taking
 	// writes, unless no leader answers within startGrace: then they are
@@ -205,11 +219,12 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 	// acted on it.
 	passPending := false
 	for {
-		t.Reset(fenceWait(fenced, ls.remaining(window), time.Since(lastAssert)))
+		t.Reset(fenceWait(fenced, ls.held(), time.Since(lastAssert)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-ls.expired():
 		case <-passed:
 			// An instance may have (re)started, fenced by its redis.conf:
 			// act now, not when the lease would run out.
@@ -227,7 +242,7 @@ func fence(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *re
 			local.derived = haPrimaries(placed)
 		}
 		prims := local.derived
-		held := ls.held(window)
+		held := ls.held()
 		reassert := false
 		switch {
 		case !held && fenced && !startFenced && time.Since(start) > window+startCatchUp:

@@ -10,47 +10,74 @@ import (
 // silence from the report's arrival), and a late answer to an older report
 // must not shorten it.
 func TestLease_RunsFromWhenTheAcknowledgedReportLeft(t *testing.T) {
-	const window = 700 * time.Millisecond
-	var l lease
-	if l.held(window) {
+	l := newLease(700 * time.Millisecond)
+	if l.held() {
 		t.Fatal("a lease never renewed is held; want it lost until a leader answers")
 	}
 	now := time.Now()
 	l.renew(now.Add(-800*time.Millisecond), 7)
-	if l.held(window) {
+	if l.held() {
 		t.Error("a report sent 800 ms ago, answered just now, holds a 700 ms lease; it must run from the send")
 	}
 	l.renew(now.Add(-100*time.Millisecond), 8)
 	l.renew(now.Add(-650*time.Millisecond), 6)
-	if !l.held(window) {
+	if !l.held() {
 		t.Error("a late answer to an older report shortened the lease")
+	}
+	if left := l.remaining(); left <= 500*time.Millisecond || left > 600*time.Millisecond {
+		t.Errorf("a lease renewed from 100 ms ago has %s left of 700 ms", left)
 	}
 }
 
-// The fencer sleeps while the lease is held, but never past the moment it
-// runs out: a lost lease must fence at once, not at the next tick.
-func TestFenceWait_WakesWhenTheLeaseRunsOut(t *testing.T) {
+// The fencer sleeps while the lease is held and the primaries take writes
+// (the lease's expiry wakes it), and ticks while it is fenced or the lease
+// is lost.
+func TestFenceWait_SleepsWhileTheLeaseIsHeld(t *testing.T) {
 	cases := []struct {
-		name                   string
-		fenced                 bool
-		leaseLeft, sinceAssert time.Duration
-		want                   time.Duration
+		name         string
+		fenced, held bool
+		sinceAssert  time.Duration
+		want         time.Duration
 	}{
-		{"held, taking writes: until the lease runs out", false, 450 * time.Millisecond, time.Second, 451 * time.Millisecond},
-		{"held, nearly out", false, 3 * time.Millisecond, time.Second, 4 * time.Millisecond},
-		{"fenced: ticks until contact and a pass", true, 450 * time.Millisecond, time.Second, fenceTick},
-		{"lease lost, not yet fenced: the next tick", false, 0, time.Second, fenceTick},
-		{"refresh due before the lease runs out", false, 450 * time.Millisecond, fenceRefresh - 200*time.Millisecond, 200 * time.Millisecond},
-		{"a failed assert retries at the next tick", false, 450 * time.Millisecond, fenceRefresh + time.Hour, fenceTick},
+		{"held, taking writes: until the refresh", false, true, time.Second, fenceRefresh - time.Second},
+		{"fenced: ticks until contact and a pass", true, true, time.Second, fenceTick},
+		{"lease lost, not yet fenced: the next tick", false, false, time.Second, fenceTick},
+		{"a failed assert retries at the next tick", false, true, fenceRefresh + time.Hour, fenceTick},
 	}
 	for _, c := range cases {
-		if got := fenceWait(c.fenced, c.leaseLeft, c.sinceAssert); got != c.want {
+		if got := fenceWait(c.fenced, c.held, c.sinceAssert); got != c.want {
 			t.Errorf("%s: fenceWait = %s, want %s", c.name, got, c.want)
 		}
 	}
-	var l lease
-	l.renew(time.Now(), 1)
-	if left := l.remaining(700 * time.Millisecond); left <= 600*time.Millisecond || left > 700*time.Millisecond {
-		t.Errorf("a lease renewed just now has %s left of 700 ms", left)
+}
+
+// A lost lease must wake the fencer at once, however long its own timer
+// sleeps; a renewal pushes the wake-up back, so a lease that is renewed in
+// time never wakes it.
+func TestLeaseExpired_FiresWhenTheLeaseRunsOutAndNotBefore(t *testing.T) {
+	const window = 300 * time.Millisecond
+	l := newLease(window)
+	start := time.Now()
+	l.renew(start, 1)
+	// Renewed twice before it would run out: no wake-up meanwhile.
+	for range 2 {
+		select {
+		case <-l.expired():
+			t.Fatalf("expired %s after a renewal, while the lease was held", time.Since(start))
+		case <-time.After(window / 2):
+		}
+		l.renew(time.Now(), 1)
+	}
+	renewed := time.Now()
+	select {
+	case <-l.expired():
+		if held := time.Since(renewed); held < window {
+			t.Errorf("expired %s after the last renewal; want no earlier than the window, %s", held, window)
+		}
+		if l.held() {
+			t.Error("expired, but held() still says the lease is held")
+		}
+	case <-time.After(10 * window):
+		t.Fatalf("no expiry %s after the last renewal of a %s lease", 10*window, window)
 	}
 }

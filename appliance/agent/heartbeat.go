@@ -23,6 +23,10 @@ import (
 // lost or late in a row, and detection (1000 ms) needs five.
 const heartbeatInterval = 200 * time.Millisecond
 
+// leaderFallback is how long the leader's heartbeat loop waits for a round
+// of confirmation (raftstate.BeatInterval) before it runs anyway.
+const leaderFallback = 2 * raftstate.BeatInterval
+
 // hardwareInterval is how often the hardware facts are re-read.
 const hardwareInterval = 5 * time.Second
 
@@ -47,8 +51,9 @@ const fullEvery = 5 * time.Second
 // heartbeats reports this node's observations to the leader until ctx ends.
 // The leader records its own report directly.
 func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, live *health.View, ls *lease, q *eventQueue, probes *primaryProbes, log *slog.Logger) {
-	t := time.NewTicker(heartbeatInterval)
+	t := time.NewTimer(heartbeatInterval)
 	defer t.Stop()
+	next := time.Now()
 	var hw sizing.Hardware
 	var hwAt, obsAt, allAt time.Time
 	var obs, sentObs []health.InstanceReport
@@ -64,10 +69,37 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 	local := localInstances{node: cfg.NodeName}
 	var ha map[string]bool // IDs of local instances of databases with replicas
 	for {
+		// A follower reports on its own grid. The leader reports (to
+		// itself) right after each round of confirmation, when its Raft
+		// heartbeats have just woken it anyway, and renews its lease from
+		// that round; its timer is only a fallback for rounds that do not
+		// come (a leader cut off from the majority), so that it still
+		// observes, and sees itself step down.
+		var beat, leadership <-chan struct{}
+		next = next.Add(heartbeatInterval)
+		if st := cl.Store(); st != nil {
+			// Taken before asking IsLeader, so that a change in between
+			// still wakes the wait below.
+			ch := st.LeadershipChanged()
+			if st.IsLeader() {
+				leadership = ch
+				_, beat = st.Confirmed()
+				next = time.Now().Add(leaderFallback)
+			}
+		}
+		wait := time.Until(next)
+		if wait < 0 {
+			next, wait = time.Now(), 0
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-beat:
+			next = time.Now()
+		case <-leadership:
+			next = time.Now()
 		}
 		st := cl.Store()
 		if st == nil {
@@ -134,6 +166,10 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			if err == nil && len(events) > 0 {
 				err = st.Apply(ctx, raftstate.CmdRecordEvents, raftstate.RecordEvents{Events: events})
 			}
+			// Leading proves nothing (a cut-off leader stays leader for
+			// the Raft leader lease): the lease runs from the last round a
+			// majority confirmed.
+			sent, _ = st.Confirmed()
 		} else {
 			var lc *api.Client
 			lc, _, err = cl.LeaderClient()

@@ -17,10 +17,13 @@ import (
 // monitorTick is how often the leader looks for failed primaries.
 const monitorTick = 100 * time.Millisecond
 
-// monitorIdleTick is how often it looks while no database has a replica:
-// there is nothing to fail over, only nodes to report lost or back, and a
-// tick ten times a second was a tenth of an idle leader's wake-ups. A
-// database created with replicas is seen within it.
+// monitorIdleTick bounds how long it waits while no database has a
+// replica. There is nothing to fail over then, only nodes to report lost
+// or back: it looks right after each round of leadership confirmation
+// (raftstate.BeatInterval), when the leader is awake anyway, rather than
+// on a timer of its own (a tick ten times a second was a tenth of an idle
+// leader's wake-ups). A database created with replicas is seen within a
+// round.
 const monitorIdleTick = 500 * time.Millisecond
 
 // monitor is the leader's failure detector. All its clocks are monotonic
@@ -69,11 +72,15 @@ const fenceSlack = 250 * time.Millisecond
 // How early is safe: hashicorp/raft refuses votes while it knows a leader,
 // so every node that voted for us had heard nothing from the old leader
 // for a heartbeat timeout before it voted (before leaderSince), and we
-// last heard from it at contact. The old leader's last word with a
-// majority was therefore no later than the later of those, plus a
-// heartbeat period; it stepped down within the leader lease after that,
-// its agent (renewed by being leader) lost its lease one lease window
-// later, and fenced within fenceSlack. Silence counted from the seed
+// last heard from it at contact. The old leader's agent renews its lease
+// only from rounds of confirmation a majority answered
+// (raftstate.Store.Confirmed), and any majority shares a node with ours:
+// its last confirmed round began no later than the later of those. Its
+// agent lost its lease one lease window after that and fenced within
+// fenceSlack. The seed also allows for a heartbeat period and the Raft
+// leader lease on top, what an agent renewed by merely being leader
+// (before confirmations) could have kept: a margin now, which keeps the
+// failover timings as they were measured. Silence counted from the seed
 // passes the detection window only after all of that.
 func (m *monitor) seedPrevious(node string, contact time.Time) {
 	if node == "" || node == m.c.cfg.NodeName || contact.IsZero() {
@@ -117,9 +124,13 @@ func (c *Controller) RunFailover(ctx context.Context) {
 			m = nil
 			c.setMonitor(nil)
 			// A follower has nothing to watch: it waits for leadership
-			// instead of ticking (a cluster joined meanwhile is a new
-			// store, seen within followerRecheck).
-			t.Reset(followerRecheck)
+			// instead of ticking; a node with no store yet looks again
+			// within followerRecheck.
+			wait := followerRecheck
+			if st != nil {
+				wait = followerSafetyNet
+			}
+			t.Reset(wait)
 			select {
 			case <-ctx.Done():
 				return
@@ -134,22 +145,30 @@ func (c *Controller) RunFailover(ctx context.Context) {
 			m.seedPrevious(st.PreviousLeader(), st.LeaderContact())
 			c.setMonitor(m)
 		}
-		wait := monitorIdleTick
-		if m.tick(ctx) {
-			wait = monitorTick
+		wait := monitorTick
+		var beat <-chan struct{}
+		if !m.tick(ctx) {
+			wait = monitorIdleTick
+			_, beat = st.Confirmed()
 		}
 		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-beat:
+		case <-changed:
 		}
 	}
 }
 
-// followerRecheck bounds how long a follower's failure detector waits
-// without a leadership change before it looks again.
+// followerRecheck bounds how long the failure detector of a node with no
+// store yet waits before it looks again.
 const followerRecheck = time.Second
+
+// followerSafetyNet bounds how long a follower's failure detector waits
+// for a leadership change (which wakes it at once) before it looks again.
+const followerSafetyNet = 10 * time.Second
 
 func (c *Controller) setMonitor(m *monitor) {
 	c.monMu.Lock()

@@ -10,9 +10,9 @@ import (
 
 // A new leader may count its predecessor's node silent from before the
 // election, but never so early that the detection window ends before the
-// predecessor's agent has fenced its primaries: the old leader kept its
-// lease until it stepped down, up to a heartbeat period plus the leader
-// lease after its last word with a majority.
+// predecessor's agent has fenced its primaries: the old leader's lease ran
+// from its last round confirmed by a majority, and the seed allows a
+// heartbeat period plus the Raft leader lease on top of that.
 func TestPreviousSilentSince_NeverBeforeTheOldLeaderIsFenced(t *testing.T) {
 	const fenceTick = 100 * time.Millisecond // appliance/agent's fencer
 	t0 := time.Now()

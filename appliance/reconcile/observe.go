@@ -48,8 +48,15 @@ func (r *Reconciler) Observe(ctx context.Context, db *raftstate.Database, in raf
 	return r.observe(ctx, db, in, us, err)
 }
 
+// observeParallel bounds how many instances ObserveAll asks at once.
+const observeParallel = 16
+
 // ObserveAll observes each of the instances, asking the supervisor for all
-// their units at once.
+// their units at once and the redis-servers side by side: their answers
+// then come back together, one wake-up of the agent for many instances
+// rather than one each (on an idle agent, waking up costs more than the
+// work), and a few wedged instances cannot make the round take their
+// timeouts one after the other.
 func (r *Reconciler) ObserveAll(ctx context.Context, placed []raftstate.PlacedInstance) []Observation {
 	names := make([]string, len(placed))
 	for i, pi := range placed {
@@ -57,13 +64,22 @@ func (r *Reconciler) ObserveAll(ctx context.Context, placed []raftstate.PlacedIn
 	}
 	states, err := r.sup.States(ctx, names)
 	out := make([]Observation, len(placed))
+	slots := make(chan struct{}, observeParallel)
+	var wg sync.WaitGroup
 	for i, pi := range placed {
 		us, uerr := states[names[i]], err
 		if _, ok := states[names[i]]; !ok && err == nil {
 			uerr = systemd.ErrUnitNotFound
 		}
-		out[i] = r.observe(ctx, pi.Database, pi.Instance, us, uerr)
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = r.observe(ctx, pi.Database, pi.Instance, us, uerr)
+			<-slots
+		}()
 	}
+	wg.Wait()
 	return out
 }
 
