@@ -30,7 +30,10 @@ const (
 	dbusCallTimeout       = 30 * time.Second
 	dbusStartJobTimeout   = 5 * time.Minute
 	dbusStopJobTimeout    = 6 * time.Minute
-	dbusConnCheckInterval = time.Second
+	// dbusConnCheckInterval is a safety net: a lost signal connection is
+	// normally seen at once, when godbus closes its signal channel. A
+	// check every second was a wake-up a second of every idle agent.
+	dbusConnCheckInterval = 10 * time.Second
 	dbusRedialBackoff     = 2 * time.Second
 	// changesBuffer absorbs bursts (a reload touches every unit); a
 	// consumer that falls further behind misses names, which is fine for a

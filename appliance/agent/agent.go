@@ -173,27 +173,44 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 }
 
 // registerWhenLeader keeps this node's addresses in the state current: the
-// leader records its own (others are recorded when they join).
+// leader records its own (others are recorded when they join). A follower
+// waits for leadership rather than looking every second.
 func registerWhenLeader(ctx context.Context, cl *cluster.Manager, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	for {
-		if st := cl.Store(); st != nil && st.IsLeader() {
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := cl.Register(rctx)
-			cancel()
-			if err == nil {
-				return
+		var changed <-chan struct{}
+		if st := cl.Store(); st != nil {
+			changed = st.LeadershipChanged()
+			if st.IsLeader() {
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := cl.Register(rctx)
+				cancel()
+				if err == nil {
+					return
+				}
+				log.Warn("registering this node's addresses", "err", err)
+				// Retry in a second, leader or not.
+				changed = nil
 			}
-			log.Warn("registering this node's addresses", "err", err)
 		}
+		wait := time.Second
+		if changed != nil {
+			wait = registerSafetyNet
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
 		case <-t.C:
 		}
 	}
 }
+
+// registerSafetyNet bounds how long a follower waits for leadership
+// before it looks again.
+const registerSafetyNet = 30 * time.Second
 
 // instanceOwner resolves the user that runs redis-server; -1 means keep the
 // agent's own.

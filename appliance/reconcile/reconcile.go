@@ -182,9 +182,20 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 		return 0
 	})
 	r.mu.Unlock()
+	// Every unit's state in one call rather than one round trip to
+	// systemd per instance; ensure asks again for a unit it changes, or
+	// one this call could not tell.
+	names := make([]string, len(placed))
+	for i, pi := range placed {
+		names[i] = UnitName(pi.Instance.ID)
+	}
+	known, err := r.sup.States(ctx, names)
+	if err != nil {
+		known = nil
+	}
 	for _, pi := range placed {
 		want[pi.Instance.ID] = true
-		if err := r.ensure(ctx, st, pi.Database, pi.Instance); err != nil {
+		if err := r.ensure(ctx, st, pi.Database, pi.Instance, known); err != nil {
 			errs = append(errs, fmt.Errorf("instance %s: %w", pi.Instance.ID, err))
 		}
 	}
@@ -195,7 +206,8 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 }
 
 // ensure makes one instance's config, unit and process match the state.
-func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance) error {
+// prefetched holds unit states read at the start of the pass.
+func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance, prefetched map[string]systemd.UnitState) error {
 	dir := r.Dir(in.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance directory: %w", err)
@@ -254,9 +266,11 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 			return err
 		}
 	}
-	us, err := r.sup.State(ctx, name)
-	if err != nil {
-		return fmt.Errorf("unit state: %w", err)
+	us, ok := prefetched[name]
+	if !ok || unitChanged {
+		if us, err = r.sup.State(ctx, name); err != nil {
+			return fmt.Errorf("unit state: %w", err)
+		}
 	}
 	switch {
 	case us.ActiveState == "active" && (confChanged || unitChanged || applied < db.RestartGeneration):
