@@ -26,10 +26,10 @@ const DefaultUnitDir = "/etc/systemd/system"
 // Bounds on every wait. Job timeouts are longer than the unit's own
 // TimeoutStopSec so that systemd, not us, decides when a stop has failed.
 const (
-	dbusDialTimeout       = 15 * time.Second
-	dbusCallTimeout       = 30 * time.Second
-	dbusStartJobTimeout   = 5 * time.Minute
-	dbusStopJobTimeout    = 6 * time.Minute
+	dbusDialTimeout     = 15 * time.Second
+	dbusCallTimeout     = 30 * time.Second
+	dbusStartJobTimeout = 5 * time.Minute
+	dbusStopJobTimeout  = 6 * time.Minute
 	// dbusConnCheckInterval is a safety net: a lost signal connection is
 	// normally seen at once, when godbus closes its signal channel. A
 	// check every second was a wake-up a second of every idle agent.
