@@ -386,10 +386,12 @@ const HeartbeatTimeout = 500 * time.Millisecond
 
 // LeaderHeartbeatTimeout is the leader's own setting (see
 // paceHeartbeats). hashicorp/raft sends a heartbeat to a follower a tenth
-// to a fifth of it (200–400 ms) after the last one; confirmLeadership
+// to a fifth of it (240–480 ms) after the last one; confirmLeadership
 // sends one every BeatInterval, so these fire only when a confirmation
-// is late, and still reach a follower within its shortest wait.
-const LeaderHeartbeatTimeout = 2000 * time.Millisecond
+// is late (by 40 ms or more: with 200 ms, a round a millisecond late lost
+// the race to them one time in ten), and still reach a follower within
+// its shortest wait (HeartbeatTimeout).
+const LeaderHeartbeatTimeout = 2400 * time.Millisecond
 
 // LeaderHeartbeatMax is how long a leader goes between two heartbeats to
 // a follower while its confirmations keep time.
