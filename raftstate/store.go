@@ -50,7 +50,9 @@ type Store struct {
 	logs      *raftboltdb.BoltStore
 	snaps     raft.SnapshotStore
 	transport *raft.NetworkTransport
-	changes   chan struct{}
+	// heard is the TLS stream layer's (nil over plain TCP): see Heard.
+	heard   <-chan struct{}
+	changes chan struct{}
 	// leading receives Raft's leadership changes (raft.Config.NotifyCh);
 	// done ends watchLeadership.
 	leading   chan bool
@@ -122,6 +124,7 @@ func Open(cfg Config) (*Store, error) {
 		layer, lerr := NewTLSStreamLayer(cfg.BindAddr, adv, cfg.ServerTLS, cfg.ClientTLS)
 		err = lerr
 		if err == nil {
+			s.heard = layer.Heard()
 			tr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 				Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
 			})
@@ -202,6 +205,11 @@ func (s *Store) watchLeadership() {
 		s.leadMu.Unlock()
 	}
 }
+
+// Heard receives when a peer's Raft traffic arrives (on a follower: the
+// leader's heartbeat, every BeatInterval); nil, which never receives, over
+// plain TCP. It has one reader.
+func (s *Store) Heard() <-chan struct{} { return s.heard }
 
 // LeadershipChanged returns a channel closed when this node next gains or
 // loses leadership: loops that only act on the leader wait on it instead

@@ -42,6 +42,9 @@ type TLSStreamLayer struct {
 	client    *tls.Config
 	// handshakeTimeout is a field so tests can shorten it.
 	handshakeTimeout time.Duration
+	// heard receives (without blocking the reader) when bytes arrive on
+	// an accepted connection: see Heard.
+	heard chan struct{}
 }
 
 var _ raft.StreamLayer = (*TLSStreamLayer)(nil)
@@ -83,8 +86,16 @@ func NewTLSStreamLayer(bindAddr string, advertise net.Addr, server, client *tls.
 		server:           server.Clone(),
 		client:           client.Clone(),
 		handshakeTimeout: handshakeTimeout,
+		heard:            make(chan struct{}, 1),
 	}, nil
 }
+
+// Heard receives when a peer's Raft traffic arrives on a connection it
+// opened to this node: on a follower, the leader's heartbeats and appends.
+// Bursts coalesce into one value; it has one reader (the agent's
+// heartbeat loop, which reports to the leader right after hearing from it,
+// when this node is awake anyway).
+func (s *TLSStreamLayer) Heard() <-chan struct{} { return s.heard }
 
 // Accept waits for the next connection and returns it with its TLS
 // handshake not yet done. The handshake runs on the connection's first Read
@@ -98,7 +109,7 @@ func (s *TLSStreamLayer) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &serverConn{Conn: tls.Server(c, s.server), timeout: s.handshakeTimeout}, nil
+	return &serverConn{Conn: tls.Server(c, s.server), timeout: s.handshakeTimeout, heard: s.heard}, nil
 }
 
 // Close stops listening; established connections are left to their owners.
@@ -151,6 +162,7 @@ type serverConn struct {
 	timeout time.Duration
 	once    sync.Once
 	err     error
+	heard   chan<- struct{}
 }
 
 func (c *serverConn) handshake() error {
@@ -172,12 +184,20 @@ func (c *serverConn) handshake() error {
 	return c.err
 }
 
-// Read completes the handshake first, then reads.
+// Read completes the handshake first, then reads, and tells Heard that
+// the peer spoke.
 func (c *serverConn) Read(b []byte) (int, error) {
 	if err := c.handshake(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(b)
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		select {
+		case c.heard <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
 }
 
 // Write completes the handshake first, then writes.

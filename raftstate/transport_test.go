@@ -430,3 +430,38 @@ func TestNewTLSStreamLayer_RefusesUnsafeConfigs(t *testing.T) {
 		t.Errorf("Addr = %s, want the advertise address %s", l.Addr(), adv)
 	}
 }
+
+// A follower's agent reports right after the leader's heartbeat reaches
+// it: Heard must receive when a peer's bytes arrive on a connection the
+// peer opened, and not before.
+func TestTLSStreamLayer_HeardWhenAPeerSpeaks(t *testing.T) {
+	ca := newTestCA(t)
+	server := newLayer(t, nodeMaterial(t, ca, "n1"))
+	go echo(server)
+	peer := newLayer(t, nodeMaterial(t, ca, "n2"))
+	c, err := peer.Dial(raft.ServerAddress(server.Addr().String()), 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	select {
+	case <-server.Heard():
+		t.Fatal("Heard received before the peer sent anything")
+	default:
+	}
+	for i := range 3 {
+		ping(t, c)
+		select {
+		case <-server.Heard():
+		case <-time.After(waitBound):
+			t.Fatalf("ping %d: Heard never received after the peer's bytes arrived", i)
+		}
+	}
+	// The dialing side hears nothing: answers to its own requests are not
+	// a peer speaking to it.
+	select {
+	case <-peer.Heard():
+		t.Fatal("the dialer's Heard received the answers to its own pings")
+	default:
+	}
+}

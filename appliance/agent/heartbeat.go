@@ -27,6 +27,16 @@ const heartbeatInterval = 200 * time.Millisecond
 // of confirmation (raftstate.BeatInterval) before it runs anyway.
 const leaderFallback = 2 * raftstate.BeatInterval
 
+// followerFallback is how long a follower waits for the leader's
+// heartbeat before it reports anyway: a little longer than the leader's
+// period, so that the heartbeat, not the timer, sets the pace, and short
+// enough that three reports still fit in the default lease.
+const followerFallback = heartbeatInterval + 20*time.Millisecond
+
+// reportGap is the least time between two reports a heartbeat from the
+// leader starts.
+const reportGap = 3 * heartbeatInterval / 4
+
 // hardwareInterval is how often the hardware facts are re-read.
 const hardwareInterval = 5 * time.Second
 
@@ -53,7 +63,7 @@ const fullEvery = 5 * time.Second
 func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, rec *reconcile.Reconciler, live *health.View, ls *lease, q *eventQueue, probes *primaryProbes, log *slog.Logger) {
 	t := time.NewTimer(heartbeatInterval)
 	defer t.Stop()
-	next := time.Now()
+	last := time.Now()
 	var hw sizing.Hardware
 	var hwAt, obsAt, allAt time.Time
 	var obs, sentObs []health.InstanceReport
@@ -69,14 +79,17 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 	local := localInstances{node: cfg.NodeName}
 	var ha map[string]bool // IDs of local instances of databases with replicas
 	for {
-		// A follower reports on its own grid. The leader reports (to
-		// itself) right after each round of confirmation, when its Raft
-		// heartbeats have just woken it anyway, and renews its lease from
-		// that round; its timer is only a fallback for rounds that do not
-		// come (a leader cut off from the majority), so that it still
-		// observes, and sees itself step down.
-		var beat, leadership <-chan struct{}
-		next = next.Add(heartbeatInterval)
+		// Report when this node is awake anyway. The leader reports (to
+		// itself) right after each round of confirmation, and renews its
+		// lease from that round. A follower reports right after the
+		// leader's heartbeat reaches it (every raftstate.BeatInterval),
+		// which also makes its report reach the leader while the leader
+		// is busy with the answers to that round. Each has a timer as a
+		// fallback for heartbeats or rounds that do not come: a leader
+		// cut off from the majority still observes, and sees itself step
+		// down; a follower that hears from no leader still reports.
+		var beat, leadership, heard <-chan struct{}
+		wait := heartbeatInterval
 		if st := cl.Store(); st != nil {
 			// Taken before asking IsLeader, so that a change in between
 			// still wakes the wait below.
@@ -84,23 +97,32 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			if st.IsLeader() {
 				leadership = ch
 				_, beat = st.Confirmed()
-				next = time.Now().Add(leaderFallback)
+				wait = leaderFallback
+			} else if heard = st.Heard(); heard != nil {
+				wait = followerFallback
 			}
 		}
-		wait := time.Until(next)
-		if wait < 0 {
-			next, wait = time.Now(), 0
+		t.Reset(max(time.Until(last.Add(wait)), 0))
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				break waiting
+			case <-beat:
+				break waiting
+			case <-leadership:
+				break waiting
+			case <-heard:
+				// The leader's appends arrive between its heartbeats:
+				// at most one report per reportGap.
+				if time.Since(last) >= reportGap {
+					break waiting
+				}
+			}
 		}
-		t.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-beat:
-			next = time.Now()
-		case <-leadership:
-			next = time.Now()
-		}
+		last = time.Now()
 		st := cl.Store()
 		if st == nil {
 			continue
