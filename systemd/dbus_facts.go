@@ -9,8 +9,11 @@ import (
 )
 
 // factsMaxAge bounds how long a cached MainPID and NRestarts are trusted
-// without a signal: a safety net should a signal ever be lost.
-const factsMaxAge = time.Minute
+// without a signal: a safety net should a signal ever be lost (both change
+// only with a state transition, which is seen without them). Re-reading
+// them, two calls per unit one after the other, every minute was a
+// wake-up a second of an idle agent with 33 instances.
+const factsMaxAge = 5 * time.Minute
 
 // unitFacts caches the properties of units that only change together with
 // a PropertiesChanged signal or a state transition: MainPID and NRestarts.
