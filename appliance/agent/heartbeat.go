@@ -76,6 +76,10 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 	// A reconciler pass may have started or removed instances: observe
 	// right after it rather than up to observeInterval later.
 	passed := rec.Passed()
+	// Observing runs beside this loop (see startObserve): pending is the
+	// observation under way, allDue says a full one is wanted.
+	var pending <-chan observation
+	allDue := true
 	local := localInstances{node: cfg.NodeName}
 	var ha map[string]bool // IDs of local instances of databases with replicas
 	for {
@@ -120,6 +124,10 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 				if time.Since(last) >= reportGap {
 					break waiting
 				}
+			case o := <-pending:
+				// A slow observation finished: report it now.
+				obs, pending = o.merge(obs), nil
+				break waiting
 			}
 		}
 		last = time.Now()
@@ -127,15 +135,22 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		if st == nil {
 			continue
 		}
+		if st.IsLeader() {
+			// Leading proves nothing (a cut-off leader stays leader for
+			// the Raft leader lease): the leader's lease runs from the
+			// last round a majority confirmed, renewed first thing so
+			// that nothing below can hold it up.
+			at, _ := st.Confirmed()
+			ls.renew(at, st.AppliedIndex())
+		}
 		if time.Since(hwAt) > hardwareInterval {
 			if h, err := sizing.Read("/proc", cfg.DataDir); err == nil {
 				hw, hwAt, changed = h, time.Now(), true
 			}
 		}
-		afterPass := false
 		select {
 		case <-passed:
-			afterPass, passed = true, rec.Passed()
+			allDue, passed = true, rec.Passed()
 		default:
 		}
 		if placed, fresh := local.of(st.View()); fresh {
@@ -150,16 +165,26 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		if settling(obs, ha) {
 			haEvery = heartbeatInterval
 		}
-		if all := afterPass || time.Since(allAt) >= observeAllInterval; all || time.Since(obsAt) >= haEvery {
-			octx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			if all {
-				obs = observe(octx, cfg, st.View(), rec, nil)
-				allAt = time.Now()
-			} else {
-				obs = mergeReports(obs, observe(octx, cfg, st.View(), rec, inHADatabase))
+		allDue = allDue || time.Since(allAt) >= observeAllInterval
+		if pending == nil && (allDue || time.Since(obsAt) >= haEvery) {
+			pending = startObserve(ctx, cfg, st.View(), rec, allDue)
+			if allDue {
+				allAt, allDue = time.Now(), false
 			}
-			cancel()
 			obsAt = time.Now()
+			// Most observations take a few milliseconds: this report
+			// waits that long for one, so that a change (a failed unit)
+			// goes out in it, but no longer than observeWait. One that
+			// systemd or a redis-server holds up (a daemon-reload, an
+			// instance loading) goes out when it is done, while reports,
+			// and so the lease, go on with the last observation.
+			wait := time.NewTimer(observeWait)
+			select {
+			case o := <-pending:
+				obs, pending = o.merge(obs), nil
+			case <-wait.C:
+			}
+			wait.Stop()
 		}
 		// Whether each replica's primary answers this node changes between
 		// observations and is what failover waits on: fresh every beat.
@@ -182,16 +207,12 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		sent := time.Now()
 		var err error
 		var ack api.HeartbeatAck
-		if st.IsLeader() {
-			ack.AppliedIndex = st.AppliedIndex()
+		leading := st.IsLeader()
+		if leading {
 			err = live.Record(hb)
 			if err == nil && len(events) > 0 {
 				err = st.Apply(ctx, raftstate.CmdRecordEvents, raftstate.RecordEvents{Events: events})
 			}
-			// Leading proves nothing (a cut-off leader stays leader for
-			// the Raft leader lease): the lease runs from the last round a
-			// majority confirmed.
-			sent, _ = st.Confirmed()
 		} else {
 			var lc *api.Client
 			lc, _, err = cl.LeaderClient()
@@ -205,7 +226,9 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 			// Whatever went wrong, the next report is a full one.
 			sentTo = ""
 		} else {
-			ls.renew(sent, ack.AppliedIndex)
+			if !leading {
+				ls.renew(sent, ack.AppliedIndex)
+			}
 			q.drop(len(events))
 			if !hb.Same {
 				sentAt, sentTo, sentObs, changed = time.Now(), leader, cur, false
@@ -218,6 +241,48 @@ func heartbeats(ctx context.Context, cfg *config.Config, cl *cluster.Manager, re
 		}
 		failing = err != nil
 	}
+}
+
+// observeWait bounds how long a report waits for the observation started
+// with it (see heartbeats).
+const observeWait = heartbeatInterval / 2
+
+// observeTimeout bounds one observation of every local instance.
+const observeTimeout = 3 * time.Second
+
+// observation is what one round of observing found: of every local
+// instance (all), or of those of databases with replicas.
+type observation struct {
+	all     bool
+	reports []health.InstanceReport
+}
+
+// merge returns the reports to send from now on, given the last ones.
+func (o observation) merge(last []health.InstanceReport) []health.InstanceReport {
+	if o.all {
+		return o.reports
+	}
+	return mergeReports(last, o.reports)
+}
+
+// startObserve observes the local instances of st (every one if all, else
+// those of databases with replicas) in a goroutine of its own, and
+// delivers the result on the returned channel. Observing asks systemd and
+// every redis-server: either can take seconds (systemd in the middle of a
+// daemon-reload, an instance loading its data), and the heartbeats, on
+// which the lease rides, must not wait for them.
+func startObserve(ctx context.Context, cfg *config.Config, st *raftstate.State, rec *reconcile.Reconciler, all bool) <-chan observation {
+	ch := make(chan observation, 1)
+	go func() {
+		octx, cancel := context.WithTimeout(ctx, observeTimeout)
+		defer cancel()
+		only := inHADatabase
+		if all {
+			only = nil
+		}
+		ch <- observation{all: all, reports: observe(octx, cfg, st, rec, only)}
+	}()
+	return ch
 }
 
 // withProbes returns the reports with each replica's PrimaryReachable
