@@ -162,3 +162,73 @@ func TestFailover_AnAgentCutOffFromTheLeaderFencesItsPrimaries(t *testing.T) {
 		t.Fatalf("after the cut: primary on %s at epoch %d, want n1 at 1", primaryOf(v).Node, v.Epoch)
 	}
 }
+
+// TestFailover_AWedgedInstanceDoesNotFenceItsNeighbours: a redis-server
+// that stops answering (SIGSTOP) makes every observation of its node wait
+// for INFO to time out. The node's reports, and so its lease, must not
+// wait with it: the node's HA primaries, on the leader and on a follower,
+// keep taking writes, and no fence is recorded.
+func TestFailover_AWedgedInstanceDoesNotFenceItsNeighbours(t *testing.T) {
+	agents, _ := haCluster(t)
+	ctx := ctxT(t)
+	c0 := agents[0].client
+	if _, err := c0.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "ha2", Memory: "16mb", Flavor: "nordb", Replicas: 1, Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	var stuck []api.Instance
+	for _, node := range []string{"n1", "n2"} {
+		name := "stuck-" + node
+		db, err := c0.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: name, Memory: "16mb", Flavor: "nordb", Node: node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stuck = append(stuck, primaryOf(db))
+	}
+	var writers []*redis.Client
+	for _, name := range []string{"ha", "ha2"} {
+		var db api.Database
+		waitUntil(t, name+" with its replicas linked", func() bool {
+			v, err := c0.GetDatabase(ctx, name)
+			if err != nil || primaryOf(v).State != api.StateRunning {
+				return false
+			}
+			for _, in := range v.Instances {
+				if in.Role == "replica" && (in.Replication == nil || in.Replication.LinkStatus != "up") {
+					return false
+				}
+			}
+			db = v
+			return true
+		})
+		c := instanceClient(t, agents[0], db, primaryOf(db))
+		waitUntil(t, name+"'s primary taking writes", func() bool { return c.Set(ctx, "k", "v", 0).Err() == nil })
+		writers = append(writers, c)
+	}
+	for _, in := range stuck {
+		if err := syscall.Kill(in.PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(in.PID, syscall.SIGCONT) })
+	}
+	// Long enough for every node to observe all its instances (every
+	// observeAllInterval), each time waiting on the wedged one.
+	refused := map[string]int{}
+	for end := time.Now().Add(observeAllInterval + 3*time.Second); time.Now().Before(end); {
+		for i, c := range writers {
+			if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+				refused[fmt.Sprintf("%s: %v", []string{"ha on n1", "ha2 on n2"}[i], err)]++
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(refused) > 0 {
+		t.Errorf("primaries refused writes while a neighbour instance was wedged: %v", refused)
+	}
+	evs, err := c0.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasEvent(evs, "fenced", "") {
+		t.Errorf("a node fenced its primaries because an instance beside them was wedged: %+v", evs)
+	}
+}
