@@ -153,6 +153,7 @@ func Open(cfg Config) (*Store, error) {
 	// hashicorp/raft's 50 ms default costs more CPU than anything else the
 	// agent does.
 	rc.CommitTimeout = CommitTimeout
+	holdVotes()
 	r, err := raft.NewRaft(rc, s.fsm, logs, logs, snaps, tr)
 	if err != nil {
 		_ = tr.Close()
@@ -581,6 +582,9 @@ func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 // Close shuts Raft down and closes the log.
 func (s *Store) Close() error {
 	err := s.raft.Shutdown().Error()
+	quiet.mu.Lock()
+	quiet.since = time.Now()
+	quiet.mu.Unlock()
 	s.closeOnce.Do(func() { close(s.done) })
 	if cerr := s.transport.Close(); err == nil {
 		err = cerr
@@ -589,6 +593,33 @@ func (s *Store) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// quiet.since bounds when a store in this process can last have heard
+// from a leader: the process's start, then each Close.
+var quiet = struct {
+	mu    sync.Mutex
+	since time.Time
+}{since: time.Now()}
+
+// holdVotes waits until HeartbeatTimeout has passed since quiet.since,
+// before Raft starts.
+//
+// Why: a new leader's failure detector counts its predecessor's node
+// silent from a HeartbeatTimeout before the election (appliance/control,
+// seedPrevious), because hashicorp/raft refuses votes while it knows a
+// leader, and forgets it only after a HeartbeatTimeout of silence. A node
+// that has just (re)started knows no leader and would vote at once, though
+// it may have answered the old leader a moment before it went down; held
+// back, it votes no sooner than anyone else could. It costs a restart at
+// most HeartbeatTimeout.
+func holdVotes() {
+	quiet.mu.Lock()
+	wait := time.Until(quiet.since.Add(HeartbeatTimeout))
+	quiet.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait)
+	}
 }
 
 // slogWriter turns hclog's text lines into structured slog records.

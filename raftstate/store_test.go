@@ -274,3 +274,34 @@ func TestStore_OnlyAMajorityConfirmsTheLeader(t *testing.T) {
 		t.Fatalf("a round that began %s after the followers were gone was confirmed", at.Sub(gone))
 	}
 }
+
+// TestStore_AReopenedStoreHoldsItsVoteAHeartbeatTimeout: a node that has
+// just restarted knows no leader, so hashicorp/raft would vote at once,
+// though it may have answered the old leader a moment before; the failure
+// detector's head start after an election relies on no voter doing so
+// (appliance/control, seedPrevious). Raft starts only a heartbeat timeout
+// after the store was closed.
+func TestStore_AReopenedStoreHoldsItsVoteAHeartbeatTimeout(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := openStore(t, dir, addr)
+	if err := s.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed := time.Now()
+	s = openStore(t, dir, addr)
+	defer s.Close()
+	if held := time.Since(closed); held < HeartbeatTimeout {
+		t.Fatalf("Raft started %s after the store closed; want at least the heartbeat timeout (%s)", held, HeartbeatTimeout)
+	}
+	if err := s.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -21,10 +21,18 @@ func haCluster(t *testing.T) ([]*testAgent, api.Database) {
 	if _, err := agents[0].client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "ha", Memory: "32mb", Flavor: "nordb", Replicas: 2, Node: "n1"}); err != nil {
 		t.Fatal(err)
 	}
+	return agents, waitReplicasLinked(t, agents[0].client, "ha")
+}
+
+// waitReplicasLinked waits until database name's primary runs and every
+// replica's link is up, and returns the database as it was then.
+func waitReplicasLinked(t *testing.T, c *api.Client, name string) api.Database {
+	t.Helper()
+	ctx := ctxT(t)
 	var db api.Database
-	waitUntil(t, "both replicas linked", func() bool {
-		v, err := agents[0].client.GetDatabase(ctx, "ha")
-		if err != nil {
+	waitUntil(t, name+" with its replicas linked", func() bool {
+		v, err := c.GetDatabase(ctx, name)
+		if err != nil || primaryOf(v).State != api.StateRunning {
 			return false
 		}
 		for _, in := range v.Instances {
@@ -35,7 +43,7 @@ func haCluster(t *testing.T) ([]*testAgent, api.Database) {
 		db = v
 		return true
 	})
-	return agents, db
+	return db
 }
 
 func hasEvent(evs []api.Event, kind, db string) bool {
@@ -186,20 +194,7 @@ func TestFailover_AWedgedInstanceDoesNotFenceItsNeighbours(t *testing.T) {
 	}
 	var writers []*redis.Client
 	for _, name := range []string{"ha", "ha2"} {
-		var db api.Database
-		waitUntil(t, name+" with its replicas linked", func() bool {
-			v, err := c0.GetDatabase(ctx, name)
-			if err != nil || primaryOf(v).State != api.StateRunning {
-				return false
-			}
-			for _, in := range v.Instances {
-				if in.Role == "replica" && (in.Replication == nil || in.Replication.LinkStatus != "up") {
-					return false
-				}
-			}
-			db = v
-			return true
-		})
+		db := waitReplicasLinked(t, c0, name)
 		c := instanceClient(t, agents[0], db, primaryOf(db))
 		waitUntil(t, name+"'s primary taking writes", func() bool { return c.Set(ctx, "k", "v", 0).Err() == nil })
 		writers = append(writers, c)

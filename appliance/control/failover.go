@@ -66,22 +66,26 @@ const fenceSlack = 250 * time.Millisecond
 
 // seedPrevious lets a new leader count the previous leader's node silent
 // from before the election, so that losing the host that ran both the
-// Raft leader and a primary costs an election plus the detection window,
-// not the election plus the window counted from scratch.
+// Raft leader and a primary costs an election plus little more, not the
+// election plus the detection window counted from scratch.
 //
-// How early is safe: hashicorp/raft refuses votes while it knows a leader,
-// so every node that voted for us had heard nothing from the old leader
-// for a heartbeat timeout before it voted (before leaderSince), and we
-// last heard from it at contact. The old leader's agent renews its lease
-// only from rounds of confirmation a majority answered
-// (raftstate.Store.Confirmed), and any majority shares a node with ours:
-// its last confirmed round began no later than the later of those. Its
-// agent lost its lease one lease window after that and fenced within
-// fenceSlack. The seed also allows for a heartbeat period and the Raft
-// leader lease on top, what an agent renewed by merely being leader
-// (before confirmations) could have kept: a margin now, which keeps the
-// failover timings as they were measured. Silence counted from the seed
-// passes the detection window only after all of that.
+// How early is safe: the old leader's agent renews its lease only from
+// rounds of confirmation a majority answered (raftstate.Store.Confirmed),
+// and any such majority shares a node with the majority that elected us.
+// That node heard the old leader's last confirmed round after the round
+// began, and had then heard nothing from it for raftstate.HeartbeatTimeout
+// before it voted for us: hashicorp/raft refuses votes while it knows a
+// leader, and a node that just started holds its vote back as long
+// (raftstate.holdVotes). So that round began no later than a heartbeat
+// timeout before we took over; the old leader's agent lost its lease one
+// lease window after it and fenced within fenceSlack. Silence counted from
+// the seed passes the detection window only after that.
+//
+// The one exception is a handover (raftstate.Store.TransferLeadership):
+// voters answer it at once, so the old leader may have been confirmed
+// until the moment we took over. We can tell, because we heard from it
+// within a heartbeat timeout of taking over, which an election proper
+// rules out (we too waited that long before standing).
 func (m *monitor) seedPrevious(node string, contact time.Time) {
 	if node == "" || node == m.c.cfg.NodeName || contact.IsZero() {
 		return
@@ -96,13 +100,12 @@ func (m *monitor) seedPrevious(node string, contact time.Time) {
 // contact, may count the predecessor's node silent; ok is false when that
 // is not before leaderSince.
 func previousSilentSince(leaderSince, contact time.Time, f config.Failover) (time.Time, bool) {
+	// The latest its last confirmed round can have begun.
 	lastWord := leaderSince.Add(-raftstate.HeartbeatTimeout)
 	if contact.After(lastWord) {
-		lastWord = contact
+		lastWord = leaderSince // a handover
 	}
-	// From its last word with a majority to its primaries refusing writes.
-	fenced := raftstate.LeaderHeartbeatMax + raftstate.LeaderLeaseTimeout + f.Lease + fenceSlack
-	since := lastWord.Add(fenced - f.Detection)
+	since := lastWord.Add(f.Lease + fenceSlack - f.Detection)
 	return since, since.Before(leaderSince)
 }
 
