@@ -365,6 +365,7 @@ func (n *node) checkInstalledFiles(ctx context.Context, version string) {
 		"/usr/share/zsh/vendor-completions/_redis-appliance":        "644 root root",
 		"/usr/share/fish/vendor_completions.d/redis-appliance.fish": "644 root root",
 		"/usr/share/doc/redis-appliance/copyright":                  "644 root root",
+		"/usr/share/doc/redis-appliance/THIRD-PARTY-LICENSES":       "644 root root",
 	} {
 		got, _, err := n.Exec(ctx, "stat", "-c", "%a %U %G", path)
 		if err != nil {
@@ -372,6 +373,17 @@ func (n *node) checkInstalledFiles(ctx context.Context, version string) {
 		} else if strings.TrimSpace(got) != want {
 			n.t.Errorf("%s: mode and owner %q, want %q", path, strings.TrimSpace(got), want)
 		}
+	}
+	// The project's license as Debian policy wants it stated, and the
+	// generated notice of the linked modules' licenses (packaging/notice).
+	copyright := n.MustExec(ctx, "cat", "/usr/share/doc/redis-appliance/copyright")
+	for _, want := range []string{"\nFiles: *\n", "\nLicense: Apache-2.0\n", "/usr/share/common-licenses/Apache-2.0"} {
+		if !strings.Contains(copyright, want) {
+			n.t.Errorf("/usr/share/doc/redis-appliance/copyright has no %q:\n%s", want, copyright)
+		}
+	}
+	if notice := n.MustExec(ctx, "cat", "/usr/share/doc/redis-appliance/THIRD-PARTY-LICENSES"); !strings.Contains(notice, "\nModule: std\n") || strings.Count(notice, "\nModule: ") < 10 {
+		n.t.Errorf("THIRD-PARTY-LICENSES does not list the standard library and the linked modules:\n%.2000s", notice)
 	}
 	conf := n.MustExec(ctx, "cat", configPath)
 	for _, want := range []string{"\nbootstrap: manual\n", "\nsocket_group: redis-appliance-admin\n", "\nport_range: 6400-6999\n", "\ninstance_user: redis-appliance\n"} {
@@ -697,6 +709,9 @@ func TestPackage_RPMHasTheFilesAndScriptletsItShould(t *testing.T) {
 	if want := "redis-appliance " + p.v1 + " 1 x86_64"; info != want {
 		t.Errorf("rpm name, version, release, arch: %q, want %q", info, want)
 	}
+	if got := rpmq("--qf", "%{LICENSE}"); got != "Apache-2.0" {
+		t.Errorf("rpm License: %q, want Apache-2.0", got)
+	}
 	requires := strings.Fields(rpmq("--requires"))
 	if !slices.Contains(requires, "redis") {
 		t.Errorf("the rpm does not require redis (the RHEL family's redis-server): %v", requires)
@@ -715,13 +730,15 @@ func TestPackage_RPMHasTheFilesAndScriptletsItShould(t *testing.T) {
 		"/usr/share/bash-completion/completions/redis-appliance":    "-rw-r--r-- root:root",
 		"/usr/share/zsh/site-functions/_redis-appliance":            "-rw-r--r-- root:root",
 		"/usr/share/fish/vendor_completions.d/redis-appliance.fish": "-rw-r--r-- root:root",
+		"/usr/share/licenses/redis-appliance/LICENSE":               "-rw-r--r-- root:root l",
+		"/usr/share/licenses/redis-appliance/THIRD-PARTY-LICENSES":  "-rw-r--r-- root:root l",
 	} {
 		got, ok := files[path]
 		switch {
 		case !ok:
 			t.Errorf("the rpm has no %s", path)
 		case !strings.HasPrefix(got, want):
-			t.Errorf("rpm %s: %q, want %q (c: config, n: noreplace)", path, got, want)
+			t.Errorf("rpm %s: %q, want %q (c: config, n: noreplace, l: license)", path, got, want)
 		}
 	}
 
