@@ -203,8 +203,10 @@ func TestTUI_CreateAndDeleteInTmux(t *testing.T) {
 	s.text("tuidb")
 	s.keys("Tab")
 	s.text("32mb")
-	s.waitText("= 32 MiB")
-	s.keys("Tab", "Tab", "Tab", "Tab")
+	// Leaving the plan asks the agent to check the create: its plan shows.
+	s.keys("Tab")
+	s.waitText("✓ on ")
+	s.keys("Tab", "Tab", "Tab")
 	s.waitText("▸ [ Create ]")
 	s.keys("Enter")
 	sc := s.waitFor("tuidb running in the list", func(sc string) bool {

@@ -10,6 +10,12 @@ import (
 //
 // The list is append-only: never renumber, reorder or reuse a value, because
 // logs and snapshots written by older agents hold these numbers forever.
+//
+// Adding a command: append its constant here, give it a String name, a
+// case in decodePayload and apply (fsm.go) with its applyX, and one line
+// in commandLevels at a feature level above every existing one (raising
+// FeatureLevel to it), so that the leader writes it only once every voter
+// can apply it.
 type CommandType uint8
 
 const (
@@ -72,9 +78,46 @@ func (t CommandType) String() string {
 	return fmt.Sprintf("command-%d", uint8(t))
 }
 
-// payloadVersion is the payload encoding version written by this agent. A
-// newer agent may add versions; Apply decodes every version it knows.
+// FeatureLevel is the level of commands this build applies. Level 1 is
+// every agent from before levels existed (they report none); level 2
+// added the levels themselves. A command of a higher level than the
+// cluster's (the lowest among the voters, Store.ClusterLevel) is refused
+// before it is written: an older voter could not apply it.
+const FeatureLevel uint32 = 2
+
+// commandLevels is the feature level each command needs every voter to
+// have: a command absent from it is unknown to this build. A new command
+// is one line here, at a new level (and FeatureLevel raised to it).
+var commandLevels = map[CommandType]uint32{
+	CmdRegisterNode:     1,
+	CmdCreateDatabase:   1,
+	CmdDeleteDatabase:   1,
+	CmdRestartDatabase:  1,
+	CmdRemoveNode:       1,
+	CmdSetNodeDraining:  1,
+	CmdAddJoinToken:     1,
+	CmdConsumeJoinToken: 1,
+	CmdSetPrimary:       1,
+	CmdPromoteDatabase:  1,
+	CmdUnlinkDatabase:   1,
+	CmdRecordEvents:     1,
+}
+
+// commandLevel is the feature level t needs, and whether this build knows
+// t at all.
+func commandLevel(t CommandType) (uint32, bool) {
+	l, ok := commandLevels[t]
+	return l, ok
+}
+
+// payloadVersion is the payload encoding version written by this agent.
 const payloadVersion = 1
+
+// newestPayloadVersion is the newest payload version Apply decodes; it
+// decodes every version from 1 up to it. An entry of a newer version
+// (written by a newer agent) is not applied but recorded: see
+// FSM.ApplyErrors.
+const newestPayloadVersion = 1
 
 // RegisterNode is the payload of CmdRegisterNode. Registering a known node
 // updates its addresses.
@@ -86,6 +129,17 @@ type RegisterNode struct {
 	// SentinelPort is where the node answers discovery; 0: off.
 	SentinelPort int       `json:"sentinel_port,omitempty"`
 	At           time.Time `json:"at,omitempty"`
+	// FeatureLevel is the level of commands the node's agent applies (0:
+	// not said, level 1). Older agents ignore these two fields, so the
+	// command stays decodable by them.
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
+	// AgentVersion is the node's agent release, for people: at most 64
+	// printable characters.
+	AgentVersion string `json:"agent_version,omitempty"`
+	// Versions are the catalogue versions the node has a redis-server
+	// for; nil (absent) when it did not say, which placement treats as
+	// unknown rather than as none.
+	Versions []string `json:"versions,omitempty"`
 }
 
 // RemoveNode is the payload of CmdRemoveNode. Without Force it is refused

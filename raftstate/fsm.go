@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,38 @@ type FSM struct {
 	// the FSM goroutine, before they are applied: not good enough to know
 	// that the state is replayed.
 	applied atomic.Uint64
+	// applyErrs are the last maxApplyErrors entries this FSM could not
+	// decode, oldest first, and applyErrTotal counts them all (under mu).
+	applyErrs     []ApplyError
+	applyErrTotal uint64
+	// skippedAt is the first entry not applied since the state was last
+	// whole (0: none), under mu. While it is set Snapshot refuses: a
+	// snapshot would compact the skipped entry out of the log, and an
+	// upgraded agent could then never replay it. A restored snapshot
+	// (the leader's) replaces the state and clears it.
+	skippedAt uint64
+	// onApplyError, if set, hears of every entry not applied.
+	onApplyError atomic.Pointer[func(ApplyError)]
 }
+
+// ApplyError is a Raft log entry this FSM could not decode and so did not
+// apply: too short, an unknown command type, a newer payload version (a
+// newer agent wrote it), or a payload that does not parse.
+type ApplyError struct {
+	// Index is the entry's index in the Raft log.
+	Index uint64 `json:"index"`
+	// Command names the command type ("command-13" for one this agent
+	// does not know; "" when the entry is too short to hold one).
+	Command string `json:"command"`
+	// PayloadVersion is the entry's payload version.
+	PayloadVersion uint8 `json:"payload_version"`
+	// Err says what could not be decoded.
+	Err string `json:"error"`
+}
+
+// maxApplyErrors is how many ApplyErrors the FSM keeps: the first is
+// enough to act on (upgrade), the rest show whether it goes on.
+const maxApplyErrors = 16
 
 // NewFSM returns an FSM over an empty state. changed, if not nil, is called
 // after every applied command and every restore (it must not block).
@@ -42,6 +74,21 @@ func NewFSM(changed func()) *FSM {
 		changed = func() {}
 	}
 	return &FSM{state: NewState(), changed: changed}
+}
+
+// OnApplyError sets fn to be called, once per entry, for every entry the
+// FSM cannot decode (on the FSM's goroutine: it must not block). Set it
+// before handing the FSM to Raft.
+func (f *FSM) OnApplyError(fn func(ApplyError)) {
+	f.onApplyError.Store(&fn)
+}
+
+// ApplyErrors returns the last 16 entries this FSM could not decode,
+// oldest first, and how many there have been since it started.
+func (f *FSM) ApplyErrors() (recent []ApplyError, total uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return append([]ApplyError(nil), f.applyErrs...), f.applyErrTotal
 }
 
 // State returns a deep copy of the current state.
@@ -84,22 +131,26 @@ func (f *FSM) Node(name string) (Node, bool) {
 	return *n, true
 }
 
-// Apply implements raft.FSM. It returns nil or an error value.
+// Apply implements raft.FSM. It returns nil or an error value: a domain
+// error, or one wrapping ErrUndecodable for an entry this agent cannot
+// decode. Such an entry is not applied, but recorded (ApplyErrors) and
+// counted as applied: stopping would crash every older node on every
+// restart during a rolling upgrade, and the feature levels keep a leader
+// from writing what a voter cannot apply.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
 	t, ver, body, err := decode(l.Data)
-	if err != nil {
-		panic(fmt.Sprintf("raftstate: undecodable log entry %d: %v", l.Index, err))
+	var p any
+	if err == nil {
+		p, err = decodePayload(t, ver, body)
 	}
-	if ver != payloadVersion {
-		// An entry from a newer agent: refusing silently would fork the
-		// state between nodes, so stop loudly instead.
-		panic(fmt.Sprintf("raftstate: log entry %d has %s payload version %d; upgrade this agent", l.Index, t, ver))
+	if err != nil {
+		return f.refuse(l, t, ver, err)
 	}
 	f.mu.Lock()
-	res := f.apply(t, body, l.Index)
+	res := f.apply(p)
 	f.view.Store(nil)
 	f.applied.Store(l.Index)
 	f.mu.Unlock()
@@ -107,69 +158,114 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return res
 }
 
-func (f *FSM) apply(t CommandType, body []byte, index uint64) error {
-	switch t {
-	case CmdRegisterNode:
-		var p RegisterNode
-		mustDecode(t, body, index, &p)
-		return f.applyRegisterNode(p)
-	case CmdCreateDatabase:
-		var p CreateDatabase
-		mustDecode(t, body, index, &p)
-		return f.applyCreateDatabase(p)
-	case CmdDeleteDatabase:
-		var p DeleteDatabase
-		mustDecode(t, body, index, &p)
-		return f.applyDeleteDatabase(p)
-	case CmdRestartDatabase:
-		var p RestartDatabase
-		mustDecode(t, body, index, &p)
-		return f.applyRestartDatabase(p)
-	case CmdRemoveNode:
-		var p RemoveNode
-		mustDecode(t, body, index, &p)
-		return f.applyRemoveNode(p)
-	case CmdSetNodeDraining:
-		var p SetNodeDraining
-		mustDecode(t, body, index, &p)
-		return f.applySetNodeDraining(p)
-	case CmdAddJoinToken:
-		var p AddJoinToken
-		mustDecode(t, body, index, &p)
-		return f.applyAddJoinToken(p)
-	case CmdConsumeJoinToken:
-		var p ConsumeJoinToken
-		mustDecode(t, body, index, &p)
-		return f.applyConsumeJoinToken(p)
-	case CmdSetPrimary:
-		var p SetPrimary
-		mustDecode(t, body, index, &p)
-		return f.applySetPrimary(p)
-	case CmdPromoteDatabase:
-		var p PromoteDatabase
-		mustDecode(t, body, index, &p)
-		return f.applyPromoteDatabase(p)
-	case CmdUnlinkDatabase:
-		var p UnlinkDatabase
-		mustDecode(t, body, index, &p)
-		return f.applyUnlinkDatabase(p)
-	case CmdRecordEvents:
-		var p RecordEvents
-		mustDecode(t, body, index, &p)
-		return f.applyRecordEvents(p)
+// refuse records an entry it could not decode, leaving the state as it
+// was, and returns the entry's response.
+func (f *FSM) refuse(l *raft.Log, t CommandType, ver uint8, err error) error {
+	e := ApplyError{Index: l.Index, PayloadVersion: ver, Err: err.Error()}
+	if len(l.Data) >= 2 {
+		e.Command = t.String()
 	}
-	panic(fmt.Sprintf("raftstate: log entry %d has unknown command type %d; upgrade this agent", index, t))
+	f.mu.Lock()
+	if len(f.applyErrs) == maxApplyErrors {
+		copy(f.applyErrs, f.applyErrs[1:])
+		f.applyErrs = f.applyErrs[:maxApplyErrors-1]
+	}
+	f.applyErrs = append(f.applyErrs, e)
+	f.applyErrTotal++
+	if f.skippedAt == 0 {
+		f.skippedAt = l.Index
+	}
+	f.applied.Store(l.Index)
+	f.mu.Unlock()
+	if fn := f.onApplyError.Load(); fn != nil && *fn != nil {
+		(*fn)(e)
+	}
+	what := e.Command
+	if what == "" {
+		what = "no command"
+	}
+	return fmt.Errorf("log entry %d (%s, payload version %d) not applied: %v: %w", l.Index, what, ver, err, ErrUndecodable)
 }
 
-func mustDecode(t CommandType, body []byte, index uint64, v any) {
-	if err := json.Unmarshal(body, v); err != nil {
-		panic(fmt.Sprintf("raftstate: log entry %d (%s): %v", index, t, err))
+// decodePayload decodes an entry's payload into a pointer to its command's
+// payload struct. Adding a command: add its case here and in apply.
+func decodePayload(t CommandType, ver uint8, body []byte) (any, error) {
+	if ver < 1 || ver > newestPayloadVersion {
+		return nil, fmt.Errorf("payload version %d is not one this agent knows (1 to %d)", ver, newestPayloadVersion)
 	}
+	var p any
+	switch t {
+	case CmdRegisterNode:
+		p = &RegisterNode{}
+	case CmdCreateDatabase:
+		p = &CreateDatabase{}
+	case CmdDeleteDatabase:
+		p = &DeleteDatabase{}
+	case CmdRestartDatabase:
+		p = &RestartDatabase{}
+	case CmdRemoveNode:
+		p = &RemoveNode{}
+	case CmdSetNodeDraining:
+		p = &SetNodeDraining{}
+	case CmdAddJoinToken:
+		p = &AddJoinToken{}
+	case CmdConsumeJoinToken:
+		p = &ConsumeJoinToken{}
+	case CmdSetPrimary:
+		p = &SetPrimary{}
+	case CmdPromoteDatabase:
+		p = &PromoteDatabase{}
+	case CmdUnlinkDatabase:
+		p = &UnlinkDatabase{}
+	case CmdRecordEvents:
+		p = &RecordEvents{}
+	default:
+		return nil, fmt.Errorf("unknown command type %d", uint8(t))
+	}
+	if err := json.Unmarshal(body, p); err != nil {
+		return nil, fmt.Errorf("payload does not decode: %w", err)
+	}
+	return p, nil
+}
+
+func (f *FSM) apply(p any) error {
+	switch p := p.(type) {
+	case *RegisterNode:
+		return f.applyRegisterNode(*p)
+	case *CreateDatabase:
+		return f.applyCreateDatabase(*p)
+	case *DeleteDatabase:
+		return f.applyDeleteDatabase(*p)
+	case *RestartDatabase:
+		return f.applyRestartDatabase(*p)
+	case *RemoveNode:
+		return f.applyRemoveNode(*p)
+	case *SetNodeDraining:
+		return f.applySetNodeDraining(*p)
+	case *AddJoinToken:
+		return f.applyAddJoinToken(*p)
+	case *ConsumeJoinToken:
+		return f.applyConsumeJoinToken(*p)
+	case *SetPrimary:
+		return f.applySetPrimary(*p)
+	case *PromoteDatabase:
+		return f.applyPromoteDatabase(*p)
+	case *UnlinkDatabase:
+		return f.applyUnlinkDatabase(*p)
+	case *RecordEvents:
+		return f.applyRecordEvents(*p)
+	}
+	// decodePayload returns only the types above.
+	return fmt.Errorf("payload %T has no apply: %w", p, ErrInvalid)
 }
 
 func (f *FSM) applyRegisterNode(p RegisterNode) error {
-	if !NameRE.MatchString(p.Name) {
-		return fmt.Errorf("node name %q: %w", p.Name, ErrInvalid)
+	rec := Node{
+		Name: p.Name, RaftAddr: p.RaftAddr, APIAddr: p.APIAddr, Address: p.Address,
+		SentinelPort: p.SentinelPort, FeatureLevel: p.FeatureLevel, AgentVersion: p.AgentVersion, Versions: p.Versions,
+	}
+	if err := checkNode(&rec); err != nil {
+		return err
 	}
 	n, ok := f.state.Nodes[p.Name]
 	if !ok {
@@ -177,10 +273,16 @@ func (f *FSM) applyRegisterNode(p RegisterNode) error {
 		f.state.Nodes[p.Name] = n
 	}
 	n.RaftAddr, n.APIAddr, n.Address, n.SentinelPort = p.RaftAddr, p.APIAddr, p.Address, p.SentinelPort
+	// Overwritten even when zero: an agent downgraded to one from before
+	// levels registers without them, and is level 1 again.
+	n.FeatureLevel, n.AgentVersion, n.Versions = p.FeatureLevel, p.AgentVersion, slices.Clone(p.Versions)
 	return nil
 }
 
 func (f *FSM) applyRemoveNode(p RemoveNode) error {
+	if err := CheckName("node", p.Name); err != nil {
+		return err
+	}
 	if _, ok := f.state.Nodes[p.Name]; !ok {
 		return fmt.Errorf("node %q %w", p.Name, ErrNotFound)
 	}
@@ -239,6 +341,9 @@ func (f *FSM) applyRemoveNode(p RemoveNode) error {
 }
 
 func (f *FSM) applySetNodeDraining(p SetNodeDraining) error {
+	if err := CheckName("node", p.Name); err != nil {
+		return err
+	}
 	n, ok := f.state.Nodes[p.Name]
 	if !ok {
 		return fmt.Errorf("node %q %w", p.Name, ErrNotFound)
@@ -256,6 +361,11 @@ func (f *FSM) applyAddJoinToken(p AddJoinToken) error {
 	if t.ID == "" || t.Hash == "" || !t.Expires.After(t.CreatedAt) {
 		return fmt.Errorf("join token needs an id, a hash and an expiry after its creation: %w", ErrInvalid)
 	}
+	if t.ConsumedBy != "" {
+		if err := CheckName("node", t.ConsumedBy); err != nil {
+			return fmt.Errorf("join token %s: %w", t.ID, err)
+		}
+	}
 	if _, ok := f.state.Tokens[t.ID]; ok {
 		return fmt.Errorf("join token %s %w", t.ID, ErrExists)
 	}
@@ -269,6 +379,9 @@ func (f *FSM) applyAddJoinToken(p AddJoinToken) error {
 }
 
 func (f *FSM) applyConsumeJoinToken(p ConsumeJoinToken) error {
+	if err := CheckName("node", p.Node); err != nil {
+		return err
+	}
 	t, ok := f.state.Tokens[p.ID]
 	switch {
 	case !ok || subtle.ConstantTimeCompare([]byte(t.Hash), []byte(p.Hash)) != 1:
@@ -287,19 +400,22 @@ func (f *FSM) applyConsumeJoinToken(p ConsumeJoinToken) error {
 
 func (f *FSM) applyCreateDatabase(p CreateDatabase) error {
 	d := p.Database
-	if !NameRE.MatchString(d.Name) {
-		return fmt.Errorf("database name %q: %w", d.Name, ErrInvalid)
+	// Name, version, flavor, instance IDs, ports, roles and the source's
+	// address are checked here, not only by the proposer: the reconciler
+	// (root) joins IDs onto directories and dials the addresses.
+	if err := checkDatabase(&d); err != nil {
+		return err
 	}
 	if _, ok := f.state.Databases[d.Name]; ok {
 		return fmt.Errorf("database %q %w", d.Name, ErrExists)
-	}
-	if !d.Flavor.Valid() {
-		return fmt.Errorf("flavor %q: %w", d.Flavor, ErrInvalid)
 	}
 	if d.MemoryBytes <= 0 || len(d.Password) == 0 || len(d.Instances) == 0 {
 		return fmt.Errorf("database %q needs memory, a sealed password and an instance: %w", d.Name, ErrInvalid)
 	}
 	primaries := 0
+	// mine is the ports this database takes, by node: two of its own
+	// instances on one port of a node would collide too.
+	mine := map[string]map[int]string{}
 	for _, in := range d.Instances {
 		if _, ok := f.state.Nodes[in.Node]; !ok {
 			return fmt.Errorf("instance %s placed on unknown node %q: %w", in.ID, in.Node, ErrConflict)
@@ -307,6 +423,13 @@ func (f *FSM) applyCreateDatabase(p CreateDatabase) error {
 		if owner, ok := f.state.PortsInUse(in.Node)[in.Port]; ok {
 			return fmt.Errorf("port %d on node %s is already used by %s: %w", in.Port, in.Node, owner, ErrConflict)
 		}
+		if owner, ok := mine[in.Node][in.Port]; ok {
+			return fmt.Errorf("instances %s and %s both take port %d on node %s: %w", owner, in.ID, in.Port, in.Node, ErrConflict)
+		}
+		if mine[in.Node] == nil {
+			mine[in.Node] = map[int]string{}
+		}
+		mine[in.Node][in.Port] = in.ID
 		if in.Role == RolePrimary {
 			primaries++
 		}
@@ -338,9 +461,7 @@ func (f *FSM) checkFollow(d Database) error {
 		return nil
 	}
 	if fl.Database == "" {
-		if fl.Host == "" || fl.Port < 1 || fl.Port > 65535 {
-			return fmt.Errorf("database %q follows an external Redis without a host and port: %w", d.Name, ErrInvalid)
-		}
+		// An external Redis: checkDatabase checked its host and port.
 		return nil
 	}
 	src, ok := f.state.Databases[fl.Database]
@@ -359,6 +480,9 @@ func (f *FSM) checkFollow(d Database) error {
 }
 
 func (f *FSM) applyDeleteDatabase(p DeleteDatabase) error {
+	if err := CheckName("database", p.Name); err != nil {
+		return err
+	}
 	if _, ok := f.state.Databases[p.Name]; !ok {
 		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
 	}
@@ -371,6 +495,9 @@ func (f *FSM) applyDeleteDatabase(p DeleteDatabase) error {
 }
 
 func (f *FSM) applyRestartDatabase(p RestartDatabase) error {
+	if err := CheckName("database", p.Name); err != nil {
+		return err
+	}
 	d, ok := f.state.Databases[p.Name]
 	if !ok {
 		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
@@ -380,6 +507,9 @@ func (f *FSM) applyRestartDatabase(p RestartDatabase) error {
 }
 
 func (f *FSM) applySetPrimary(p SetPrimary) error {
+	if err := CheckName("database", p.Name); err != nil {
+		return err
+	}
 	d, ok := f.state.Databases[p.Name]
 	if !ok {
 		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
@@ -410,6 +540,9 @@ func (f *FSM) applySetPrimary(p SetPrimary) error {
 }
 
 func (f *FSM) applyPromoteDatabase(p PromoteDatabase) error {
+	if err := CheckName("database", p.Name); err != nil {
+		return err
+	}
 	d, ok := f.state.Databases[p.Name]
 	if !ok {
 		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
@@ -425,6 +558,11 @@ func (f *FSM) applyPromoteDatabase(p PromoteDatabase) error {
 	return nil
 }
 
+// applyRecordEvents appends the well-formed events and drops the others
+// (see wellFormedEvent), cutting a message longer than MaxEventMessage.
+// Dropping, not refusing the command: a node resends its queue until the
+// leader takes it, so one bad event refused would hold back every good
+// one behind it forever.
 func (f *FSM) applyRecordEvents(p RecordEvents) error {
 	// A node resends events whose acknowledgement it lost: keep one.
 	recent := map[Event]bool{}
@@ -432,6 +570,10 @@ func (f *FSM) applyRecordEvents(p RecordEvents) error {
 		recent[e] = true
 	}
 	for _, e := range p.Events {
+		if !wellFormedEvent(e) {
+			continue
+		}
+		e.Message = cutMessage(e.Message)
 		if !recent[e] {
 			recent[e] = true
 			f.state.Events = append(f.state.Events, e)
@@ -444,6 +586,9 @@ func (f *FSM) applyRecordEvents(p RecordEvents) error {
 }
 
 func (f *FSM) applyUnlinkDatabase(p UnlinkDatabase) error {
+	if err := CheckName("database", p.Name); err != nil {
+		return err
+	}
 	d, ok := f.state.Databases[p.Name]
 	if !ok {
 		return fmt.Errorf("database %q %w", p.Name, ErrNotFound)
@@ -456,20 +601,36 @@ func (f *FSM) applyUnlinkDatabase(p UnlinkDatabase) error {
 }
 
 // Snapshot implements raft.FSM: a copy of the whole state, written later.
+// It refuses while the state lacks an entry this agent could not decode,
+// so that the log keeps that entry for an upgraded agent to replay.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{state: f.State()}, nil
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.skippedAt != 0 {
+		return nil, &refusal{kind: ErrUndecodable, msg: fmt.Sprintf("no snapshot while log entry %d is not applied (this agent cannot decode it; the log keeps it for an upgraded agent to replay): upgrade this agent to the leader's version", f.skippedAt)}
+	}
+	return &fsmSnapshot{state: f.state.Clone()}, nil
 }
 
-// Restore implements raft.FSM: it builds a new state from the snapshot and
-// swaps it in, so a failed restore leaves the old state untouched.
+// Restore implements raft.FSM: it builds a new state from the snapshot,
+// checks every database and node in it as Apply would have, and swaps it
+// in, so a failed or refused restore leaves the old state untouched.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s, err := readSnapshot(rc)
 	if err != nil {
 		return err
 	}
+	// Snapshots arrive from the leader over the network: they are held to
+	// what Apply accepts.
+	if err := checkState(s); err != nil {
+		return fmt.Errorf("refuse snapshot: %w", err)
+	}
 	f.mu.Lock()
 	f.state = s
+	// While running, Raft restores only the leader's snapshot, which
+	// covers this node's applied entries: the skipped ones are in it.
+	f.skippedAt = 0
 	f.view.Store(nil)
 	f.mu.Unlock()
 	f.changed()

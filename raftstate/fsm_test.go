@@ -98,14 +98,96 @@ func TestFSM_RefusesBadCommandsWithoutChangingState(t *testing.T) {
 	}
 }
 
-func TestFSM_PanicsOnUndecodableEntry(t *testing.T) {
+// An entry this agent cannot decode (a newer agent wrote it, or it is
+// damaged) is not applied and does not stop the FSM: the state stays as
+// it was, the applied index moves past it, the entry's response wraps
+// ErrUndecodable, and it is recorded and reported once.
+func TestFSM_UndecodableEntryIsRecordedNotApplied(t *testing.T) {
+	var heard []ApplyError
 	f := NewFSM(nil)
-	defer func() {
-		if recover() == nil {
-			t.Fatal("Apply accepted an entry it cannot decode")
+	f.OnApplyError(func(e ApplyError) { heard = append(heard, e) })
+	_ = applyCmd(t, f, 1, CmdRegisterNode, RegisterNode{Name: "n1"})
+	_ = applyCmd(t, f, 2, CmdCreateDatabase, CreateDatabase{Database: testDB("cache", 6400)})
+	before := f.State()
+	body := []byte(`{"name":"cache"}`)
+	cases := []struct {
+		name    string
+		data    []byte
+		command string
+	}{
+		{"empty", nil, ""},
+		{"too short", []byte{byte(CmdDeleteDatabase)}, ""},
+		{"unknown command type", append([]byte{200, payloadVersion}, body...), "command-200"},
+		{"newer payload version", append([]byte{byte(CmdDeleteDatabase), newestPayloadVersion + 1}, body...), "delete-database"},
+		{"payload version 0", append([]byte{byte(CmdDeleteDatabase), 0}, body...), "delete-database"},
+		{"JSON that does not decode", []byte{byte(CmdCreateDatabase), payloadVersion, '{'}, "create-database"},
+		{"JSON of the wrong shape", append([]byte{byte(CmdDeleteDatabase), payloadVersion}, `{"name":7}`...), "delete-database"},
+	}
+	for i, c := range cases {
+		index := uint64(10 + i)
+		res := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: c.data})
+		err, _ := res.(error)
+		if !errors.Is(err, ErrUndecodable) {
+			t.Errorf("%s: response %v, want ErrUndecodable", c.name, res)
 		}
-	}()
-	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(CmdCreateDatabase), payloadVersion, '{'}})
+		if f.Applied() != index {
+			t.Errorf("%s: applied index %d, want %d", c.name, f.Applied(), index)
+		}
+		if len(heard) != i+1 || heard[i].Index != index || heard[i].Command != c.command || heard[i].Err == "" {
+			t.Errorf("%s: reported %+v, want one report of entry %d (%q)", c.name, heard, index, c.command)
+		}
+	}
+	if !reflect.DeepEqual(before, f.State()) {
+		t.Fatal("an entry that was not decoded changed the state")
+	}
+	recent, total := f.ApplyErrors()
+	if total != uint64(len(cases)) || len(recent) != len(cases) || recent[0].Index != 10 {
+		t.Fatalf("ApplyErrors = %+v, %d; want the %d entries, oldest first", recent, total, len(cases))
+	}
+	// A decodable entry after them applies as ever.
+	if err := applyCmd(t, f, 30, CmdDeleteDatabase, DeleteDatabase{Name: "cache"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ApplyErrors keeps the last maxApplyErrors entries and counts them all.
+func TestFSM_ApplyErrorsAreBounded(t *testing.T) {
+	f := NewFSM(nil)
+	for i := uint64(1); i <= 40; i++ {
+		f.Apply(&raft.Log{Index: i, Type: raft.LogCommand, Data: []byte{200, payloadVersion}})
+	}
+	recent, total := f.ApplyErrors()
+	if total != 40 || len(recent) != maxApplyErrors || recent[0].Index != 40-maxApplyErrors+1 || recent[maxApplyErrors-1].Index != 40 {
+		t.Fatalf("ApplyErrors = %d entries from %d, total %d; want the last %d of 40", len(recent), recent[0].Index, total, maxApplyErrors)
+	}
+}
+
+// While an entry is skipped, no snapshot is taken (it would compact the
+// entry out of the log, and an upgraded agent could never replay it); a
+// snapshot restored from the leader holds it, and snapshots resume.
+func TestFSM_NoSnapshotWhileAnEntryIsSkipped(t *testing.T) {
+	f := NewFSM(nil)
+	_ = applyCmd(t, f, 1, CmdRegisterNode, RegisterNode{Name: "n1"})
+	f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{200, payloadVersion}})
+	if _, err := f.Snapshot(); !errors.Is(err, ErrUndecodable) || !strings.Contains(err.Error(), "entry 2") {
+		t.Fatalf("snapshot after a skipped entry: %v, want a refusal naming entry 2", err)
+	}
+	leader := NewFSM(nil)
+	_ = applyCmd(t, leader, 1, CmdRegisterNode, RegisterNode{Name: "n1"})
+	snap, err := leader.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Restore(io.NopCloser(&sink)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Snapshot(); err != nil {
+		t.Fatalf("snapshot after restoring the leader's: %v", err)
+	}
 }
 
 type memSink struct {

@@ -300,20 +300,17 @@ func rebuild(dir string, logs raft.LogStore, snaps raft.SnapshotStore) (*rebuilt
 	return rb, nil
 }
 
-// replay applies one entry. The FSM panics on an entry this agent cannot
-// decode (one written by a newer agent); here that is an error to report,
-// before anything was written.
-func replay(rb *rebuilt, e *raft.Log) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("log entry %d cannot be replayed by this agent (%v); run recover with the agent version the cluster last ran", e.Index, p)
-		}
-	}()
+// replay applies one entry. An entry this agent cannot decode (one written
+// by a newer agent) is an error here, reported before anything was
+// written: the state recovery would commit to lacks it.
+func replay(rb *rebuilt, e *raft.Log) error {
 	switch e.Type {
 	case raft.LogCommand:
 		// A refused command is part of the history too: its error value
 		// is what every node got when it was applied.
-		_ = rb.fsm.Apply(e)
+		if err, ok := rb.fsm.Apply(e).(error); ok && errors.Is(err, ErrUndecodable) {
+			return fmt.Errorf("log entry %d cannot be replayed by this agent (%v); run recover with the agent version the cluster last ran", e.Index, err)
+		}
 	case raft.LogConfiguration:
 		rb.configuration = raft.DecodeConfiguration(e.Data)
 	}

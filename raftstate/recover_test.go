@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // These tests run real Raft over loopback TCP (plain TCP: ServerTLS nil),
@@ -385,4 +387,27 @@ func TestRecover_RefusesBadInput(t *testing.T) {
 	if ids := voterIDs(t, n1.s); strings.Join(ids, ",") != "n1,n2,n3" {
 		t.Fatalf("voters after refused recovers = %v, want [n1 n2 n3]", ids)
 	}
+}
+
+// Offline recovery commits to the state it rebuilds, so an entry this
+// agent cannot decode stops it (with what to do), rather than being
+// skipped as a running FSM skips it.
+func TestRecover_ReplayRefusesAnUndecodableEntry(t *testing.T) {
+	rb := &rebuilt{fsm: NewFSM(nil)}
+	err := replay(rb, &raft.Log{Index: 7, Type: raft.LogCommand, Data: []byte{200, payloadVersion, '{', '}'}})
+	if err == nil || !strings.Contains(err.Error(), "entry 7") || !strings.Contains(err.Error(), "agent version the cluster last ran") {
+		t.Fatalf("replay = %v, want a refusal naming entry 7 and what to do", err)
+	}
+	if err := replay(rb, &raft.Log{Index: 8, Type: raft.LogCommand, Data: mustEncode(t, CmdDeleteDatabase, DeleteDatabase{Name: "gone"})}); err != nil {
+		t.Fatalf("a refused (but decodable) command is history, not an error: %v", err)
+	}
+}
+
+func mustEncode(t *testing.T, ct CommandType, p any) []byte {
+	t.Helper()
+	b, err := Encode(ct, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

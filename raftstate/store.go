@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +42,9 @@ type Config struct {
 	// ServerTLS and ClientTLS, when set, run Raft over mutual TLS (see
 	// NewTLSStreamLayer); without them Raft speaks plain TCP (tests only).
 	ServerTLS, ClientTLS *tls.Config
+	// AgentVersion is this agent's release, recorded with the node when
+	// Bootstrap registers it (at most 64 printable characters).
+	AgentVersion string
 }
 
 // Store is the replicated state: Raft plus the FSM.
@@ -60,12 +65,18 @@ type Store struct {
 	closeOnce sync.Once
 	// observed receives Raft's leader observations (see watchLeadership).
 	observed chan raft.Observation
-	// leadMu guards leadChanged and previous.
+	// leadMu guards leadChanged, previous, leaderID and leaderMoved.
 	leadMu sync.Mutex
 	// leadChanged is closed when this node gains or loses leadership.
 	leadChanged chan struct{}
 	// previous is the last node other than this one seen leading.
 	previous string
+	// leaderID is the leader as last observed ("" unknown); leaderMoved
+	// is closed when that changes (see LeaderChanged).
+	leaderID    string
+	leaderMoved chan struct{}
+	// levelOf is commandLevel; tests give a command another level.
+	levelOf func(CommandType) (uint32, bool)
 	// confirmMu guards confirmedAt and confirmCh (see Confirmed).
 	confirmMu   sync.Mutex
 	confirmedAt time.Time
@@ -90,8 +101,17 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft directory: %w", err)
 	}
-	s := &Store{cfg: cfg, changes: make(chan struct{}, 1), confirmCh: make(chan struct{}), log: cfg.Logger}
+	s := &Store{
+		cfg: cfg, changes: make(chan struct{}, 1), confirmCh: make(chan struct{}), log: cfg.Logger,
+		leadChanged: make(chan struct{}), leaderMoved: make(chan struct{}), levelOf: commandLevel,
+	}
 	s.fsm = NewFSM(s.notify)
+	s.fsm.OnApplyError(func(e ApplyError) {
+		// Loud, once per entry: this node's state now lacks that entry
+		// until its agent is upgraded (it replays the entry then).
+		s.log.Error("raft log entry not applied: this agent cannot decode it (a newer agent wrote it?); upgrade the agent on this node to the leader's version",
+			"index", e.Index, "command", e.Command, "payload_version", e.PayloadVersion, "err", e.Err)
+	})
 
 	hlog := hclog.New(&hclog.LoggerOptions{
 		Name:   "raft",
@@ -161,7 +181,6 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	s.raft = r
-	s.leadChanged = make(chan struct{})
 	s.observed = make(chan raft.Observation, 16)
 	r.RegisterObserver(raft.NewObserver(s.observed, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
@@ -172,21 +191,21 @@ func Open(cfg Config) (*Store, error) {
 }
 
 // watchLeadership follows who leads: it remembers the last other leader
-// (PreviousLeader), tells LeadershipChanged's readers when this node
-// gains or loses leadership, paces heartbeats, and runs
-// confirmLeadership while this node leads.
+// (PreviousLeader), tells LeaderChanged's readers when the leader changes
+// and LeadershipChanged's when this node gains or loses leadership, paces
+// heartbeats, and runs confirmLeadership while this node leads.
 func (s *Store) watchLeadership() {
 	var stopConfirming chan struct{}
 	for {
 		var leader bool
 		select {
 		case leader = <-s.leading:
+			// Observations are dropped when their channel is full; this
+			// catches up with one that was.
+			_, id := s.raft.LeaderWithID()
+			s.observeLeader(string(id))
 		case o := <-s.observed:
-			if id := string(o.Data.(raft.LeaderObservation).LeaderID); id != "" && id != s.cfg.NodeName {
-				s.leadMu.Lock()
-				s.previous = id
-				s.leadMu.Unlock()
-			}
+			s.observeLeader(string(o.Data.(raft.LeaderObservation).LeaderID))
 			continue
 		case <-s.done:
 			return
@@ -205,6 +224,31 @@ func (s *Store) watchLeadership() {
 		s.leadChanged = make(chan struct{})
 		s.leadMu.Unlock()
 	}
+}
+
+// observeLeader records the leader Raft reports ("" when it knows none).
+func (s *Store) observeLeader(id string) {
+	s.leadMu.Lock()
+	defer s.leadMu.Unlock()
+	if id != "" && id != s.cfg.NodeName {
+		s.previous = id
+	}
+	if id != s.leaderID {
+		s.leaderID = id
+		close(s.leaderMoved)
+		s.leaderMoved = make(chan struct{})
+	}
+}
+
+// LeaderChanged returns a channel closed when the leader this node knows
+// next changes: another node takes over, this node gains or loses
+// leadership, or the leader becomes unknown (an election). Take the
+// channel before reading Leader, so that a change between the two is not
+// missed: the channel is then already closed.
+func (s *Store) LeaderChanged() <-chan struct{} {
+	s.leadMu.Lock()
+	defer s.leadMu.Unlock()
+	return s.leaderMoved
 }
 
 // Heard receives when a peer's Raft traffic arrives (on a follower: the
@@ -275,7 +319,10 @@ func (s *Store) Bootstrap(ctx context.Context) error {
 	if err := s.WaitLeader(ctx); err != nil {
 		return err
 	}
-	return s.Apply(ctx, CmdRegisterNode, RegisterNode{Name: s.cfg.NodeName, RaftAddr: s.cfg.AdvertiseAddr})
+	return s.Apply(ctx, CmdRegisterNode, RegisterNode{
+		Name: s.cfg.NodeName, RaftAddr: s.cfg.AdvertiseAddr,
+		FeatureLevel: FeatureLevel, AgentVersion: s.cfg.AgentVersion,
+	})
 }
 
 // WaitLeader waits until the cluster has a leader.
@@ -361,9 +408,24 @@ func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 
 // Apply proposes a command and returns the FSM's verdict. Domain errors come
 // back wrapped around ErrNotFound, ErrExists, ErrInvalid or ErrConflict.
+// Before writing anything it refuses, with ErrNotLeader, a node that does
+// not lead, and with ErrFeatureLevel a command some voter's agent is too
+// old to apply. ErrNotLeader means nothing was written; ErrLeadershipLost
+// that the entry was written and may yet commit.
 func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 	if !s.IsLeader() {
 		return ErrNotLeader
+	}
+	need, known := s.levelOf(t)
+	if !known {
+		return fmt.Errorf("%s is not a command this agent knows; nothing was written: %w", t, ErrInvalid)
+	}
+	// Every agent applies level 1: only a newer command costs a look at
+	// the voters.
+	if need > 1 {
+		if err := s.checkLevel(t, need); err != nil {
+			return err
+		}
 	}
 	data, err := Encode(t, payload)
 	if err != nil {
@@ -371,8 +433,12 @@ func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 	}
 	f := s.raft.Apply(data, timeoutOf(ctx))
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			// Refused before it was appended: the leader may take it.
 			return ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipLost):
+			return fmt.Errorf("raft apply %s: %w", t, ErrLeadershipLost)
 		}
 		return fmt.Errorf("raft apply %s: %w", t, err)
 	}
@@ -381,6 +447,84 @@ func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 		return res
 	}
 	return nil
+}
+
+// ApplyErrors returns the last 16 log entries this node could not decode
+// (and so did not apply), oldest first, and how many there have been since
+// the agent started: any at all means this agent needs an upgrade.
+func (s *Store) ApplyErrors() (recent []ApplyError, total uint64) {
+	return s.fsm.ApplyErrors()
+}
+
+// ClusterLevel is the feature level the cluster can apply: the lowest
+// among the servers of the Raft configuration, each at the level its node
+// record says (no record, or none said: level 1). behind lists the servers
+// at that level when it is below this agent's FeatureLevel: the agents to
+// upgrade. Non-voters count too, for they apply the log as well (the
+// appliance adds only voters). A node with no configuration is at level 1.
+func (s *Store) ClusterLevel() (level uint32, behind []string, err error) {
+	levels, err := s.serverLevels()
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(levels) == 0 {
+		return 1, nil, nil
+	}
+	level = math.MaxUint32
+	for _, l := range levels {
+		level = min(level, l)
+	}
+	if level < FeatureLevel {
+		for id, l := range levels {
+			if l == level {
+				behind = append(behind, id)
+			}
+		}
+		sort.Strings(behind)
+	}
+	return level, behind, nil
+}
+
+// serverLevels is the feature level of each server of the Raft
+// configuration, by name.
+func (s *Store) serverLevels() (map[string]uint32, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	levels := map[string]uint32{}
+	for _, srv := range f.Configuration().Servers {
+		l := uint32(1)
+		if n, ok := s.fsm.Node(string(srv.ID)); ok {
+			l = n.Level()
+		}
+		levels[string(srv.ID)] = l
+	}
+	return levels, nil
+}
+
+// checkLevel refuses command t, which needs feature level need, unless
+// every server is at that level or above.
+func (s *Store) checkLevel(t CommandType, need uint32) error {
+	levels, err := s.serverLevels()
+	if err != nil {
+		return fmt.Errorf("%s needs every voter at feature level %d, and their levels cannot be read (nothing was written; retry): %w", t, need, err)
+	}
+	var names, runs []string
+	for id, l := range levels {
+		if l < need {
+			names = append(names, id)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	for _, id := range names {
+		runs = append(runs, fmt.Sprintf("%s runs level %d", id, levels[id]))
+	}
+	return &refusal{kind: ErrFeatureLevel, msg: fmt.Sprintf("%s needs every voter at feature level %d; %s: upgrade the agent on %s first",
+		t, need, strings.Join(runs, ", "), strings.Join(names, ", "))}
 }
 
 // CommitTimeout is raft.Config.CommitTimeout (see Open): with no write,

@@ -174,7 +174,8 @@ func TestStore_OnlyTheLeaderSlowsItsHeartbeats(t *testing.T) {
 }
 
 // A new leader's failure detector starts from LeadershipChanged and seeds
-// PreviousLeader: both must follow a leadership transfer.
+// PreviousLeader, and the forwarder waits on LeaderChanged: all must
+// follow a leadership transfer.
 func TestStore_LeadershipChangesAreSeen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -204,9 +205,10 @@ func TestStore_LeadershipChangesAreSeen(t *testing.T) {
 			wait(n.name+" never remembered the leader it follows", func() bool { return n.s.PreviousLeader() == old.name })
 		}
 	}
-	changed := map[string]<-chan struct{}{}
+	changed, moved := map[string]<-chan struct{}{}, map[string]<-chan struct{}{}
 	for _, n := range nodes {
 		changed[n.name] = n.s.LeadershipChanged()
+		moved[n.name] = n.s.LeaderChanged()
 	}
 	if err := old.s.TransferLeadership(); err != nil {
 		t.Fatal(err)
@@ -218,6 +220,13 @@ func TestStore_LeadershipChangesAreSeen(t *testing.T) {
 		case <-changed[n.name]:
 		case <-ctx.Done():
 			t.Fatalf("%s: LeadershipChanged not closed after the transfer", n.name)
+		}
+	}
+	for _, n := range nodes {
+		select {
+		case <-moved[n.name]:
+		case <-ctx.Done():
+			t.Fatalf("%s: LeaderChanged not closed after the transfer", n.name)
 		}
 	}
 	if got := next.s.PreviousLeader(); got != old.name {

@@ -6,6 +6,7 @@ package raftstate
 
 import (
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -29,13 +30,30 @@ var Flavors = []Flavor{FlavorAOF, FlavorRDB, FlavorNoRDB}
 
 // Valid reports whether f is one of the known flavors.
 func (f Flavor) Valid() bool {
-	for _, k := range Flavors {
-		if f == k {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(Flavors, f)
 }
+
+// Check is the one check of a flavor: the FSM, the control plane, sizing
+// and redis.conf rendering all ask it.
+func (f Flavor) Check() error {
+	if !f.Valid() {
+		return invalidf("unknown flavor %q: use aof (AOF+RDB), rdb (RDB only) or nordb (memory only)", string(f))
+	}
+	return nil
+}
+
+// ParseFlavor reads a flavor as users give it: empty means aof.
+func ParseFlavor(s string) (Flavor, error) {
+	f := Flavor(s)
+	if f == "" {
+		return FlavorAOF, nil
+	}
+	return f, f.Check()
+}
+
+// InstanceID names instance n of database db: what CheckInstanceID
+// accepts.
+func InstanceID(db string, n int) string { return db + "-" + strconv.Itoa(n) }
 
 // Role is an instance's replication role.
 type Role string
@@ -167,6 +185,31 @@ type Node struct {
 	// Draining nodes get no new placements.
 	Draining bool      `json:"draining,omitempty"`
 	JoinedAt time.Time `json:"joined_at,omitempty"`
+	// FeatureLevel is the level of commands the node's agent applies, as
+	// it last registered (0: an agent from before levels, level 1).
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
+	// AgentVersion is the node's agent release as it last registered.
+	AgentVersion string `json:"agent_version,omitempty"`
+	// Versions are the catalogue versions (major.minor) the node has a
+	// redis-server for, as it last reported; nil when it never said (an
+	// agent before feature level 2), which HasVersion treats as unknown.
+	Versions []string `json:"versions,omitempty"`
+}
+
+// HasVersion says whether the node can run version: it reported it
+// installed, or it never reported what it has (an agent before feature
+// level 2 is trusted, as before levels). A nil node has no record: not
+// known either.
+func (n *Node) HasVersion(version string) bool {
+	if n == nil || n.Versions == nil {
+		return true
+	}
+	return slices.Contains(n.Versions, version)
+}
+
+// Level is the node's feature level: FeatureLevel, or 1 when it said none.
+func (n *Node) Level() uint32 {
+	return max(n.FeatureLevel, 1)
 }
 
 // JoinToken is the cluster's record of a join token: only a hash of its
@@ -218,6 +261,7 @@ func (s *State) Clone() *State {
 	}
 	for k, n := range s.Nodes {
 		nn := *n
+		nn.Versions = slices.Clone(n.Versions)
 		c.Nodes[k] = &nn
 	}
 	for k, t := range s.Tokens {

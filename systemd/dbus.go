@@ -1,6 +1,8 @@
 package systemd
 
 import (
+	"github.com/redis-appliance/redis-appliance/appliance/atomicfile"
+
 	"bytes"
 	"context"
 	"errors"
@@ -301,7 +303,10 @@ func (d *DBus) Install(ctx context.Context, spec UnitSpec) (bool, error) {
 		return false, nil
 	}
 	if changed {
-		if err := writeFileAtomic(path, data, UnitFileMode); err != nil {
+		if err := os.MkdirAll(d.unitDir, 0o755); err != nil {
+			return false, fmt.Errorf("install unit %s: create %s: %w", spec.Name, d.unitDir, err)
+		}
+		if err := atomicfile.Write(path, data, UnitFileMode); err != nil {
 			return false, fmt.Errorf("install unit %s: %w", spec.Name, err)
 		}
 	}
@@ -552,7 +557,7 @@ func (d *DBus) Remove(ctx context.Context, name string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s: delete %s: %w", name, path, err)
 	}
-	if err := syncDir(d.unitDir); err != nil {
+	if err := atomicfile.SyncDir(d.unitDir); err != nil {
 		d.log.Warn("sync unit directory failed", "dir", d.unitDir, "err", err)
 	}
 	if err := d.reload(ctx); err != nil {
@@ -679,54 +684,4 @@ func (d *DBus) emit(name string) {
 	default:
 		d.log.Debug("changes channel full; dropping notification", "unit", name)
 	}
-}
-
-// writeFileAtomic replaces path with data so that a reader (systemd during
-// a concurrent reload, or after a power cut) sees the old or the new file,
-// never a torn one.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create directory %s: %w", dir, err)
-	}
-	// A leading dot and a non-.service suffix keep systemd from loading
-	// the temporary file.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename or delete in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -1,6 +1,8 @@
 package systemd
 
 import (
+	"github.com/redis-appliance/redis-appliance/appliance/atomicfile"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -214,7 +216,7 @@ func (p *Process) Install(ctx context.Context, spec UnitSpec) (bool, error) {
 	old, err := os.ReadFile(path)
 	changed := err != nil || !bytes.Equal(old, data)
 	if changed {
-		if err := writeFileAtomic(path, data, 0o600); err != nil {
+		if err := atomicfile.Write(path, data, 0o600); err != nil {
 			return false, fmt.Errorf("install unit %s: %w", spec.Name, err)
 		}
 	}
@@ -797,10 +799,10 @@ type procIdentity struct {
 func (p *Process) writeRunFiles(name string, pr *proc) error {
 	id := procIdentity{PID: pr.pid, StartTicks: pr.startTicks, BootID: bootID()}
 	data, _ := json.Marshal(id)
-	if err := writeFileAtomic(p.identPath(name), append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(p.identPath(name), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("record process identity: %w", err)
 	}
-	if err := writeFileAtomic(p.pidPath(name), []byte(strconv.Itoa(pr.pid)+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(p.pidPath(name), []byte(strconv.Itoa(pr.pid)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write pidfile: %w", err)
 	}
 	return nil

@@ -35,6 +35,10 @@ type fakeAPI struct {
 	// refuse, when set, is what the agent answers every action with (a
 	// leader lost, say), while reads still succeed.
 	refuse error
+	// validated records the validate-only creates asked of it;
+	// refuseValidation, when set, is what it answers them all with.
+	validated        []api.CreateDatabaseRequest
+	refuseValidation error
 	// events are the recorded events, oldest first; eventsErr, when
 	// set, fails their read alone.
 	events     []api.Event
@@ -113,13 +117,55 @@ func (f *fakeAPI) CreateDatabase(_ context.Context, req api.CreateDatabaseReques
 	if f.refuse != nil {
 		return api.Database{}, f.refuse
 	}
+	db, err := f.place(req)
+	if err != nil {
+		return api.Database{}, err
+	}
+	db.CreatedAt = time.Now()
+	f.dbs = append(f.dbs, db)
+	return db, nil
+}
+
+// fakeNeed is what the fake says each instance needs on its node,
+// whatever the plan: about what the agent answers for a 1 GiB aof plan.
+// The fake does not size plans; the tests only need figures to show.
+var fakeNeed = [2]int64{3 << 29, 3 << 30}
+
+// ValidateDatabase is the fake's validate-only create: it records the
+// request and answers with refuseValidation when a test set it, else with
+// the fake's placement (the same as its create's), in state planned.
+func (f *fakeAPI) ValidateDatabase(_ context.Context, req api.CreateDatabaseRequest) (api.CreatePlan, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.validated = append(f.validated, req)
+	switch {
+	case f.down != nil:
+		return api.CreatePlan{}, f.down
+	case f.refuseValidation != nil:
+		return api.CreatePlan{}, f.refuseValidation
+	}
+	db, err := f.place(req)
+	if err != nil {
+		return api.CreatePlan{}, err
+	}
+	db.State = api.StatePlanned
+	for i := range db.Instances {
+		in := &db.Instances[i]
+		*in = api.Instance{ID: in.ID, Node: in.Node, Host: in.Host, Port: in.Port, Role: in.Role, State: api.StatePlanned}
+	}
+	return api.CreatePlan{Database: db, NeedMemory: fakeNeed[0], NeedDisk: fakeNeed[1]}, nil
+}
+
+// place is the fake's placement, for its create and its validation alike:
+// each instance on a healthy node of its own that is not draining, the
+// primary on the node asked for or the first such node. It checks no
+// other rule but a name already taken.
+func (f *fakeAPI) place(req api.CreateDatabaseRequest) (api.Database, error) {
 	for _, db := range f.dbs {
 		if db.Name == req.Name {
 			return api.Database{}, &api.Error{Status: 409, Message: fmt.Sprintf("database %q already exists", req.Name)}
 		}
 	}
-	// Placement as the agent does it: each instance on a healthy node
-	// of its own that is not draining.
 	var free []string
 	why := "no other node takes new databases"
 	for _, n := range f.nodes {
@@ -146,8 +192,6 @@ func (f *fakeAPI) CreateDatabase(_ context.Context, req api.CreateDatabaseReques
 	}
 	db = tuitest.WithReplicas(db, reps...)
 	db.Follows = req.Follows
-	db.CreatedAt = time.Now()
-	f.dbs = append(f.dbs, db)
 	return db, nil
 }
 

@@ -148,6 +148,18 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		return m, nil
 	case source.ActionMsg:
 		return m.onAction(msg)
+	case createform.ValidateMsg:
+		if !m.inForm {
+			return m, nil
+		}
+		return m, m.src.Validate(msg.Request)
+	case source.ValidationMsg:
+		if !m.inForm {
+			return m, nil
+		}
+		var cmd tea.Cmd
+		m.form, cmd = m.form.Update(msg)
+		return m, cmd
 	case createform.SubmitMsg:
 		m.form.SetPending(m.ctx.Now)
 		return m, m.start(op{action: source.Create, target: msg.Request.Name, req: msg.Request})
@@ -210,9 +222,6 @@ func (m Model) onSnapshot(s source.SnapshotMsg) Model {
 		m.cluster.SetDatabases(s.Databases)
 		if m.inDetail {
 			m.detail.SetDatabases(s.Databases)
-		}
-		if m.inForm {
-			m.form.SetDatabases(s.Databases)
 		}
 		if m.selectNext != "" {
 			for _, db := range s.Databases {
@@ -524,18 +533,10 @@ func (m Model) openForm() (Model, tea.Cmd) {
 	return m.showForm(createform.New(m.ctx))
 }
 
-// openLinkedForm opens the form of a linked replica of src, unless src
-// cannot be followed: the agent refuses a source that is itself a replica,
-// and the user learns it now rather than after filling the form.
+// openLinkedForm opens the form of a linked replica of src. Whether src
+// can be followed (not itself a replica, not read-only) is the agent's
+// rule: the form asks the agent, and shows its answer, as for any other.
 func (m Model) openLinkedForm(src api.Database) (Model, tea.Cmd) {
-	switch {
-	case src.Follows != "":
-		m.setFlash(true, fmt.Sprintf("cannot replicate %s: it is itself a replica of %s; replicate %s, or promote %s first", src.Name, src.Follows, src.Follows, src.Name))
-		return m, nil
-	case src.ReadOnly:
-		m.setFlash(true, fmt.Sprintf("cannot replicate %s: it is read-only (unlinked); promote it first (P)", src.Name))
-		return m, nil
-	}
 	return m.showForm(createform.NewLinked(m.ctx, src))
 }
 
@@ -543,7 +544,6 @@ func (m Model) showForm(f createform.Model) (Model, tea.Cmd) {
 	m.form = f
 	m.form.SetVersions(m.versions, m.versionsErr)
 	m.form.SetNodes(m.nodes)
-	m.form.SetDatabases(m.dbs.Databases())
 	m.inForm = true
 	if m.versions == nil {
 		// The first read failed or has not answered: ask again.
@@ -581,7 +581,9 @@ func (m *Model) askDrain(n api.Node) {
 
 // askFailover asks which replica takes over, the most up-to-date one
 // first, with how each stands: the agent refuses one that is down,
-// syncing or too far behind, and the user sees that before choosing.
+// syncing or too far behind, and the user sees that before choosing. How
+// far is too far is the agent's setting, so the text names the setting,
+// not a figure that may not be the cluster's.
 func (m *Model) askFailover(db api.Database) {
 	reps := dblist.Replicas(db)
 	if len(reps) == 0 {
@@ -602,7 +604,7 @@ func (m *Model) askFailover(db api.Database) {
 		}
 		choices = append(choices, confirm.Choice{Value: in.Node, Label: in.Node, Detail: detail})
 	}
-	body := fmt.Sprintf("Writes to %s pause (for about 10 ms) until the chosen replica has every one; it then becomes the primary (epoch %d), the other instances follow it, and clients still on %s are disconnected to find the new primary. No acknowledged write is lost. A replica that is down, syncing or more than 64 MiB behind is refused, and nothing changes.",
+	body := fmt.Sprintf("Writes to %s pause (for about 10 ms) until the chosen replica has every one; it then becomes the primary (epoch %d), the other instances follow it, and clients still on %s are disconnected to find the new primary. No acknowledged write is lost. The agent refuses a replica that is down, syncing or too far behind (failover.switchover_max_lag), and nothing changes.",
 		db.Name, db.Epoch+1, dblist.PrimaryNode(db))
 	m.confirm = confirm.NewChoice(m.ctx, "Fail over "+db.Name+"?", body, "fail over", choices, op{action: source.Failover, target: db.Name})
 	m.inConfirm = true

@@ -229,14 +229,16 @@ func TestLinkedReplicaRefused(t *testing.T) {
 	seeing(t, m, "NEW LINKED REPLICA OF orders", "The agent refused: node n2 has not reported for a while")
 }
 
-// TestLinkedReplicaOfAReplica: a source that itself follows cannot be
-// replicated; the UI says so at once, as the agent would.
+// TestLinkedReplicaOfAReplica: whether a source can be followed is the
+// agent's rule; the form asks the agent once it has a name, shows its
+// refusal as it is, and sends nothing.
 func TestLinkedReplicaOfAReplica(t *testing.T) {
 	f := newFake(30)
-	m := act(t, live(t, f, 80, 24), "2", "/", "orders-copy", "enter", "L")
-	seeing(t, m, "✗ cannot replicate orders-copy: it is itself a replica of orders; replicate orders, or promote orders-copy first")
-	if strings.Contains(m.View(), "NEW LINKED REPLICA") {
-		t.Fatal("the form opened")
+	f.refuseValidation = &api.Error{Status: 409, Message: "source orders-copy is itself a replica of orders; replicate from orders, or promote orders-copy first"}
+	m := act(t, live(t, f, 80, 24), "2", "/", "orders-copy", "enter", "L", "copy-2", "tab", "ctrl+s")
+	seeing(t, m, "NEW LINKED REPLICA OF orders-copy", "The agent would refuse: source orders-copy is itself a replica of orders; replicate from orders, or promote orders-copy first")
+	if len(f.created) != 0 {
+		t.Fatalf("created %+v", f.created)
 	}
 }
 
@@ -255,15 +257,19 @@ func TestCreateWithReplicas(t *testing.T) {
 	}
 }
 
-// TestCreateTooManyReplicasRefused: the form checks replicas against the
-// nodes as last seen; when the agent knows better (n2 stopped reporting
-// since), its refusal is shown in the form.
+// TestCreateTooManyReplicasRefused: the agent places the replicas on the
+// nodes as they are now, not as the UI last saw them: n2 stopped
+// reporting since the last refresh, and its refusal shows in the form
+// before anything is created.
 func TestCreateTooManyReplicasRefused(t *testing.T) {
 	f := newFake(5)
 	m := live(t, f, 80, 24)
 	f.set(func(f *fakeAPI) { f.nodes[1].Healthy = false })
 	m = act(t, m, "n", "fresh", "tab", "48mb", "tab", "tab", "tab", "tab", "1", "ctrl+s")
-	seeing(t, m, "NEW DATABASE", "The agent refused: cannot place replica 1 of 1 on a node other than n1: node n2 has")
+	seeing(t, m, "NEW DATABASE", "The agent would refuse: cannot place replica 1 of 1 on a node other than n1: node n2 has")
+	if len(f.created) != 0 {
+		t.Fatalf("created %+v", f.created)
+	}
 }
 
 // TestFooterFollowsTheSelection: the footer offers the actions the

@@ -137,7 +137,7 @@ func TestScreens(t *testing.T) {
 		{"databases-end", []string{"2", "G"}},
 		{"databases-by-ops", []string{"2", "s", "s", "s", "home"}},
 		{"detail", []string{"2", "G", "enter", "down"}},
-		{"create", []string{"2", "n", "orders-eu", "tab", "1gb"}},
+		{"create", []string{"2", "n", "orders-eu", "tab", "1gb", "tab"}},
 		{"delete", []string{"2", "D", "cac"}},
 		{"restart", []string{"2", "down", "down", "R"}},
 		{"failover", []string{"2", "G", "F", "down"}},
@@ -266,21 +266,24 @@ func TestCreateFromForm(t *testing.T) {
 	}
 }
 
-// TestCreateRefused: the agent's refusal shows in the form, which stays
-// open with what was typed.
+// TestCreateRefused: the agent's check is not the last word: a create it
+// accepted when asked, and refuses when sent (someone took the name in
+// between), shows the create's refusal in the form, which stays open with
+// what was typed.
 func TestCreateRefused(t *testing.T) {
 	f := newFake(5)
-	m := live(t, f, 80, 24)
-	// "cache" exists; bypass the form's own check to see the agent's.
-	m, cmds := keys(m, "n", "fresh", "tab", "32mb")
-	m = run(t, m, cmds...)
+	m := act(t, live(t, f, 80, 24), "n", "fresh", "tab", "32mb", "tab")
+	seeing(t, m, "✓ on n1")
 	f.set(func(f *fakeAPI) {
 		f.dbs = append(f.dbs, tuitest.Database("fresh", "7.2", "aof", "running", "n1", 1<<25, 0))
 	})
-	m, cmds = keys(m, "ctrl+s")
-	m = run(t, m, cmds...)
-	if v := m.View(); !strings.Contains(v, `The agent refused: database "fresh" already exists`) || !strings.Contains(v, "NEW DATABASE") {
-		t.Fatalf("refusal not in the form:\n%s", v)
+	m = act(t, m, "ctrl+s")
+	if len(f.created) != 1 {
+		t.Fatalf("created %+v, want the create sent on the agent's earlier yes", f.created)
+	}
+	v := seeing(t, m, `The agent refused: database "fresh" already exists`, "NEW DATABASE", "▸ Flavor")
+	if strings.Contains(v, "✓") {
+		t.Fatalf("the check's yes still shows beside the create's no:\n%s", v)
 	}
 }
 

@@ -22,10 +22,14 @@ import (
 	"github.com/redis-appliance/redis-appliance/appliance/cluster"
 	"github.com/redis-appliance/redis-appliance/appliance/config"
 	"github.com/redis-appliance/redis-appliance/appliance/control"
+	"github.com/redis-appliance/redis-appliance/appliance/failover"
+	"github.com/redis-appliance/redis-appliance/appliance/forward"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/pki"
 	"github.com/redis-appliance/redis-appliance/appliance/reconcile"
+	"github.com/redis-appliance/redis-appliance/appliance/sizing"
 	"github.com/redis-appliance/redis-appliance/appliance/versions"
+	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/systemd"
 )
 
@@ -45,7 +49,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	}
 	defer unlock()
 
-	cl, err := cluster.New(cfg, log.With("subsystem", "cluster"))
+	local := versions.NewLocal(cfg.NodeName, cfg.RedisPaths, log.With("subsystem", "versions"))
+	installed := local.Refresh(ctx)
+	if len(installed) == 0 {
+		log.Warn("no redis-server found; install redis-server (apt-get install redis-server) before creating databases")
+	}
+	for _, i := range installed {
+		log.Info("redis-server found", "version", i.Full, "path", i.Path)
+	}
+
+	cl, err := cluster.New(cfg, local, log.With("subsystem", "cluster"))
 	if err != nil {
 		return err
 	}
@@ -65,19 +78,28 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	defer sup.Close()
 	log.Info("supervisor ready", "kind", sup.Kind())
 
-	installed, err := versions.Discover(ctx, cfg.RedisPaths)
-	if err != nil {
-		log.Warn("some redis-server binaries could not be used", "err", err)
-	}
-	if len(installed) == 0 {
-		log.Warn("no redis-server found; install redis-server (apt-get install redis-server) before creating databases")
-	}
-	for _, i := range installed {
-		log.Info("redis-server found", "version", i.Full, "path", i.Path)
-	}
-
+	// Everything is made here, before this node has a cluster: the parts
+	// that need the store or the keys reach them through cl when they act.
 	live := health.NewView()
-	ctl := control.New(cfg, cl, live, sup.Kind(), installed, log.With("subsystem", "control"))
+	events := &health.EventQueue{}
+	lease := failover.NewLease(cfg.Failover.Lease)
+	fencer := failover.NewFencer(cfg.NodeName, lease, events, log.With("subsystem", "fence"))
+	rec := reconcile.New(reconcile.Config{
+		Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), Bind: cfg.BindAddrs(),
+		User: cfg.InstanceUser, Group: groupName(gid), UID: uid, GID: gid,
+		Binary: local.Binary, Fenced: fencer.Decision,
+	}, cl, sup, cl, log.With("subsystem", "reconcile"))
+	status := failover.NewStatus()
+	failoverCluster := func() failover.Cluster {
+		return failover.Cluster{
+			Node: cfg.NodeName, Fallback: cfg.AdvertiseAddr, Store: cl.Store(), Keys: cl, Live: live, Local: rec,
+			Settings: cfg.Failover.Settings, Now: time.Now, Log: log.With("subsystem", "failover"),
+		}
+	}
+	ctl := control.New(control.Deps{
+		Config: cfg, Cluster: cl, Live: live, Reconciler: rec, Versions: local,
+		Failover: status, FailoverCluster: failoverCluster, Supervisor: sup.Kind(), Log: log.With("subsystem", "control"),
+	})
 	srv := api.NewServer(ctl, api.Authorizer{
 		NodeName: pki.NodeName,
 		IsMember: func(node string) bool {
@@ -88,7 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			_, ok := st.Node(node)
 			return ok
 		},
-	}, log.With("subsystem", "api"))
+	}, forward.New(cl), log.With("subsystem", "api"))
 
 	l, err := api.ListenUnix(cfg.Socket, cfg.SocketGroup)
 	if err != nil {
@@ -124,18 +146,35 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			serveErr <- err
 			return
 		}
+		probes := failover.NewProbes(cfg.NodeName, cfg.AdvertiseAddr)
+		reporter := &failover.Reporter{
+			Node: cfg.NodeName, PortMin: cfg.PortMin, PortMax: cfg.PortMax, DataDir: cfg.DataDir, ProcRoot: sizing.DefaultProcRoot,
+			Local: rec, Lease: lease, Probes: probes, Events: events,
+			Facts: func() ([]string, string, uint32) { return local.Versions(), cfg.AgentVersion, raftstate.FeatureLevel },
+			Deliver: func(ctx context.Context, hb health.Heartbeat, here bool) (uint64, error) {
+				if here {
+					return ctl.RecordHeartbeat(ctx, hb)
+				}
+				lc, _, err := cl.LeaderClient()
+				if err != nil {
+					return 0, err
+				}
+				sctx, cancel := context.WithTimeout(ctx, failover.ReportTimeout)
+				defer cancel()
+				ack, err := lc.Heartbeat(sctx, hb)
+				return ack.AppliedIndex, err
+			},
+			Log: log.With("subsystem", "heartbeat"),
+		}
+		go probes.Run(ctx, cl.Store, cl)
+		go reporter.Run(ctx, cl.Store)
+		go fencer.Run(ctx, rec, func() failover.StateSource {
+			if st := cl.Store(); st != nil {
+				return st
+			}
+			return nil
+		})
 		store := cl.Store()
-		fs := &fenceState{}
-		rec := reconcile.New(reconcile.Config{
-			Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), Bind: cfg.BindAddrs(),
-			User: cfg.InstanceUser, Group: groupName(gid), UID: uid, GID: gid,
-			Binary: ctl.Binary, Fenced: fs.get,
-		}, store, sup, cl.Keys(), log.With("subsystem", "reconcile"))
-		ctl.Attach(rec)
-		ls, q, probes := newLease(cfg.Failover.Lease), &eventQueue{}, newPrimaryProbes()
-		go probes.run(ctx, cfg, cl)
-		go heartbeats(ctx, cfg, cl, rec, live, ls, q, probes, log.With("subsystem", "heartbeat"))
-		go fence(ctx, cfg, cl, rec, ls, fs, q, log.With("subsystem", "fence"))
 		// Acting on a state that is still being replayed could remove
 		// instances that are merely not replayed yet.
 		if err := store.WaitReady(ctx); err != nil {
@@ -144,15 +183,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			}
 			return
 		}
-		log.Info("state ready; reconciling", "databases", len(store.State().Databases))
+		log.Info("state ready; reconciling", "databases", len(store.View().Databases))
 		ctl.MarkReady()
 		go serveDiscovery(ctx, cfg, cl, live, discoveryListeners, log.With("subsystem", "discovery"))
-		go ctl.RunFailover(ctx)
-		go registerWhenLeader(ctx, cl, log)
+		go cl.WhileLeader(ctx, func(lctx context.Context) { failover.Detect(lctx, failoverCluster(), status) })
+		go cl.WhileLeader(ctx, func(lctx context.Context) { register(lctx, cl, log) })
 		rec.Run(ctx)
 	}()
 
-	log.Info("agent ready", "node", cfg.NodeName, "socket", cfg.Socket, "raft", cfg.RaftAddr, "cluster_api", cfg.ClusterAddr, "data_dir", cfg.DataDir)
+	log.Info("agent ready", "node", cfg.NodeName, "version", cfg.AgentVersion, "feature_level", raftstate.FeatureLevel,
+		"socket", cfg.Socket, "raft", cfg.RaftAddr, "cluster_api", cfg.ClusterAddr, "data_dir", cfg.DataDir)
 	if ready != nil {
 		close(ready)
 	}
@@ -172,45 +212,29 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	return nil
 }
 
-// registerWhenLeader keeps this node's addresses in the state current: the
-// leader records its own (others are recorded when they join). A follower
-// waits for leadership rather than looking every second.
-func registerWhenLeader(ctx context.Context, cl *cluster.Manager, log *slog.Logger) {
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
+// registerRetry is how long the leader waits before it tries again to
+// record its own addresses.
+const registerRetry = time.Second
+
+// register keeps this node's addresses in the state current while it
+// leads (others are recorded when they join): it retries until it
+// succeeds or leadership ends.
+func register(ctx context.Context, cl *cluster.Manager, log *slog.Logger) {
 	for {
-		var changed <-chan struct{}
-		if st := cl.Store(); st != nil {
-			changed = st.LeadershipChanged()
-			if st.IsLeader() {
-				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				err := cl.Register(rctx)
-				cancel()
-				if err == nil {
-					return
-				}
-				log.Warn("registering this node's addresses", "err", err)
-				// Retry in a second, leader or not.
-				changed = nil
-			}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := cl.Register(rctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
 		}
-		wait := time.Second
-		if changed != nil {
-			wait = registerSafetyNet
-		}
-		t.Reset(wait)
+		log.Warn("registering this node's addresses", "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
-		case <-t.C:
+		case <-time.After(registerRetry):
 		}
 	}
 }
-
-// registerSafetyNet bounds how long a follower waits for leadership
-// before it looks again.
-const registerSafetyNet = 30 * time.Second
 
 // instanceOwner resolves the user that runs redis-server; -1 means keep the
 // agent's own.

@@ -7,11 +7,12 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"time"
 
+	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/cluster"
 	"github.com/redis-appliance/redis-appliance/appliance/config"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
+	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/appliance/sentinel"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
@@ -49,11 +50,7 @@ func (d *discovery) password(sealed raftstate.Sealed) string {
 }
 
 func (d *discovery) addr(st *raftstate.State, in raftstate.Instance) sentinel.Addr {
-	host := d.cfg.AdvertiseAddr
-	if n, ok := st.Nodes[in.Node]; ok && n.Address != "" {
-		host = n.Address
-	}
-	return sentinel.Addr{IP: host, Port: in.Port}
+	return sentinel.Addr{IP: instance.Host(st, in.Node, d.cfg.AdvertiseAddr), Port: in.Port}
 }
 
 // observed is what the heartbeats say of an instance; ok is false when
@@ -63,8 +60,7 @@ func (d *discovery) observed(in raftstate.Instance) (health.InstanceReport, bool
 	if store == nil || !store.IsLeader() {
 		return health.InstanceReport{}, false
 	}
-	r, age, ok := d.live.Instance(in.Node, in.ID)
-	return r, ok && age <= staleAfter
+	return d.live.Fresh(in.Node, in.ID)
 }
 
 // Masters implements sentinel.Source.
@@ -82,7 +78,7 @@ func (d *discovery) Masters() []sentinel.Master {
 			continue
 		}
 		m := sentinel.Master{Name: name, Addr: d.addr(st, p), Epoch: db.Epoch, Password: d.password(db.Password)}
-		if r, ok := d.observed(p); ok && r.State != "running" {
+		if r, ok := d.observed(p); ok && r.State != api.StateRunning {
 			m.Down = true
 		}
 		for _, in := range db.Instances {
@@ -91,7 +87,7 @@ func (d *discovery) Masters() []sentinel.Master {
 			}
 			rep := sentinel.Replica{Addr: d.addr(st, in), LinkUp: true}
 			if r, ok := d.observed(in); ok {
-				rep.Down = r.State != "running"
+				rep.Down = r.State != api.StateRunning
 				rep.LinkUp = r.Link != nil && r.Link.Up
 				rep.Offset = r.ReplOffset
 			}
@@ -117,9 +113,6 @@ func (d *discovery) Peers() []sentinel.Peer {
 	}
 	return out
 }
-
-// staleAfter matches the control plane's: an older heartbeat says nothing.
-const staleAfter = 3 * time.Second
 
 // listenDiscovery opens the discovery port on every bind address, before
 // anything else starts, so a port taken by Redis Sentinel itself is a clear

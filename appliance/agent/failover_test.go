@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/failover"
 )
 
 // haCluster starts three agents and an HA database "ha" (nordb, primary on
@@ -206,9 +207,9 @@ func TestFailover_AWedgedInstanceDoesNotFenceItsNeighbours(t *testing.T) {
 		t.Cleanup(func() { _ = syscall.Kill(in.PID, syscall.SIGCONT) })
 	}
 	// Long enough for every node to observe all its instances (every
-	// observeAllInterval), each time waiting on the wedged one.
+	// failover.ObserveAllInterval), each time waiting on the wedged one.
 	refused := map[string]int{}
-	for end := time.Now().Add(observeAllInterval + 3*time.Second); time.Now().Before(end); {
+	for end := time.Now().Add(failover.ObserveAllInterval + 3*time.Second); time.Now().Before(end); {
 		for i, c := range writers {
 			if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 				refused[fmt.Sprintf("%s: %v", []string{"ha on n1", "ha2 on n2"}[i], err)]++

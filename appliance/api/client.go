@@ -22,32 +22,23 @@ type Client struct {
 	socket string
 	base   string
 	http   *http.Client
-	// forwarded marks requests one agent forwards to the leader, so that a
-	// node that is no longer leader answers 503 instead of forwarding again.
-	forwarded bool
 }
-
-// ForwardedHeader marks a request forwarded by another agent.
-const ForwardedHeader = "X-Redis-Appliance-Forwarded"
 
 // NewRemoteClient returns a client for another node's cluster API at
 // host:port over TLS (mutual TLS between members; a pinned CA when joining).
 func NewRemoteClient(addr string, cfg *tls.Config) *Client {
-	// Short dial and keep-alive bounds: a member that died must not hold a
-	// caller for the client's whole timeout.
+	return &Client{socket: addr, base: "https://" + addr, http: &http.Client{Transport: RemoteTransport(cfg), Timeout: 2 * time.Minute}}
+}
+
+// RemoteTransport carries requests to other nodes' cluster APIs over TLS.
+// Short dial and keep-alive bounds: a member that died must not hold a
+// caller for a whole request timeout.
+func RemoteTransport(cfg *tls.Config) *http.Transport {
 	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 5 * time.Second}
-	tr := &http.Transport{
+	return &http.Transport{
 		DialContext: d.DialContext, TLSClientConfig: cfg, TLSHandshakeTimeout: 5 * time.Second,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{socket: addr, base: "https://" + addr, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
-}
-
-// Forwarding returns a copy of c whose requests are marked as forwarded.
-func (c *Client) Forwarding() *Client {
-	cc := *c
-	cc.forwarded = true
-	return &cc
 }
 
 // Close releases idle connections.
@@ -69,6 +60,13 @@ func NewClient(socket string) *Client {
 func (c *Client) CreateDatabase(ctx context.Context, req CreateDatabaseRequest) (Database, error) {
 	var db Database
 	return db, c.do(ctx, http.MethodPost, "/v1/databases", req, &db)
+}
+
+// ValidateDatabase asks whether a create would be accepted, and where it
+// would go, without creating anything.
+func (c *Client) ValidateDatabase(ctx context.Context, req CreateDatabaseRequest) (CreatePlan, error) {
+	var p CreatePlan
+	return p, c.do(ctx, http.MethodPost, "/v1/databases/validate", req, &p)
 }
 
 // ListDatabases lists every database.
@@ -160,9 +158,6 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
-	}
-	if c.forwarded {
-		req.Header.Set(ForwardedHeader, "1")
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

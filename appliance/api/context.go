@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"crypto/x509"
+
+	"github.com/redis-appliance/redis-appliance/appliance/forward"
 )
 
 type ctxKey int
@@ -12,10 +14,21 @@ const (
 	peerKey
 )
 
+// forwarded is where a forwarded request came from (forward.Header).
+type forwarded struct {
+	origin string
+	known  bool
+}
+
+func withForwarded(ctx context.Context, header string) context.Context {
+	origin, known := forward.ParseOrigin(header)
+	return context.WithValue(ctx, forwardedKey, forwarded{origin, known})
+}
+
 // IsForwarded reports whether the request was forwarded by another agent.
 func IsForwarded(ctx context.Context) bool {
-	v, _ := ctx.Value(forwardedKey).(bool)
-	return v
+	_, ok := ctx.Value(forwardedKey).(forwarded)
+	return ok
 }
 
 // PeerNode returns the node name of the member that called over mutual
@@ -23,6 +36,17 @@ func IsForwarded(ctx context.Context) bool {
 func PeerNode(ctx context.Context) string {
 	v, _ := ctx.Value(peerKey).(string)
 	return v
+}
+
+// Caller is who the request is on behalf of: the member that called over
+// mutual TLS, or, for a forwarded request, the member it came from ("" for
+// a request that came in on a local socket). known is false for a request
+// forwarded by an agent too old to say (before feature level 2).
+func Caller(ctx context.Context) (node string, known bool) {
+	if f, ok := ctx.Value(forwardedKey).(forwarded); ok {
+		return f.origin, f.known
+	}
+	return PeerNode(ctx), true
 }
 
 // WithPeerNode records the verified caller (tests and the server use it).

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,15 +19,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-appliance/redis-appliance/appliance/forward"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
 // Backend is what the server exposes; the agent's controller implements it.
-// Errors wrapping raftstate's domain errors, *Error or *sizing.FitError are
-// translated to HTTP statuses; anything else is a 500.
+// Its methods run on this node: the server decides which run on the leader
+// (see NewServer) and forwards them there. Errors wrapping raftstate's
+// domain errors, *Error or *sizing.FitError are translated to HTTP
+// statuses; anything else is a 500.
 type Backend interface {
+	// Ready returns once this node's copy of the state has been replayed
+	// (or with an error saying why it is not): nothing is answered from
+	// a state still being rebuilt.
+	Ready(ctx context.Context) error
+	// NodeName is this node's name.
+	NodeName() string
+
 	CreateDatabase(ctx context.Context, req CreateDatabaseRequest) (Database, error)
+	ValidateDatabase(ctx context.Context, req CreateDatabaseRequest) (CreatePlan, error)
 	ListDatabases(ctx context.Context) ([]Database, error)
 	GetDatabase(ctx context.Context, name string) (Database, error)
 	DatabaseURL(ctx context.Context, name string) (URL, error)
@@ -41,7 +54,6 @@ type Backend interface {
 	ClusterStatus(ctx context.Context) (ClusterStatus, error)
 	ClusterJoin(ctx context.Context, req JoinClusterRequest) (ClusterStatus, error)
 	ClusterToken(ctx context.Context, req TokenRequest) (TokenResponse, error)
-	ClusterLeave(ctx context.Context) error
 	Nodes(ctx context.Context) ([]Node, error)
 	DrainNode(ctx context.Context, name string) (DrainResponse, error)
 	RemoveNode(ctx context.Context, name string, force bool) error
@@ -66,39 +78,120 @@ type Authorizer struct {
 type Server struct {
 	backend Backend
 	auth    Authorizer
+	fwd     *forward.Forwarder
 	log     *slog.Logger
+	mux     *http.ServeMux
 	http    *http.Server
 }
 
-// NewServer returns a server for backend.
-func NewServer(b Backend, auth Authorizer, log *slog.Logger) *Server {
-	s := &Server{backend: b, auth: auth, log: log}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/databases", s.listDatabases)
-	mux.HandleFunc("POST /v1/databases", s.createDatabase)
-	mux.HandleFunc("GET /v1/databases/{name}", s.getDatabase)
-	mux.HandleFunc("DELETE /v1/databases/{name}", s.deleteDatabase)
-	mux.HandleFunc("GET /v1/databases/{name}/url", s.databaseURL)
-	mux.HandleFunc("POST /v1/databases/{name}/restart", s.restartDatabase)
-	mux.HandleFunc("POST /v1/databases/{name}/failover", s.failoverDatabase)
-	mux.HandleFunc("POST /v1/databases/{name}/promote", s.promoteDatabase)
-	mux.HandleFunc("POST /v1/databases/{name}/unlink", s.unlinkDatabase)
-	mux.HandleFunc("GET /v1/versions", s.versions)
-	mux.HandleFunc("GET /v1/events", s.events)
-	mux.HandleFunc("GET /v1/node", s.node)
-	mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
-	mux.HandleFunc("POST /v1/cluster/init", s.clusterInit)
-	mux.HandleFunc("POST /v1/cluster/join", s.clusterJoin)
-	mux.HandleFunc("POST /v1/cluster/token", s.clusterToken)
-	mux.HandleFunc("POST /v1/cluster/leave", s.clusterLeave)
-	mux.HandleFunc("GET /v1/nodes", s.nodes)
-	mux.HandleFunc("POST /v1/nodes/{name}/drain", s.drainNode)
-	mux.HandleFunc("DELETE /v1/nodes/{name}", s.removeNode)
-	mux.HandleFunc("POST /v1/internal/join", s.admit)
-	mux.HandleFunc("POST /v1/internal/join/complete", s.joinComplete)
-	mux.HandleFunc("POST /v1/internal/heartbeat", s.heartbeat)
-	s.http = &http.Server{Handler: s.authorize(mux), ReadHeaderTimeout: 10 * time.Second}
+// where says on which node a route runs.
+type where int
+
+const (
+	// here: on the node that received the request, at once.
+	here where = iota
+	// replayed: here, once the state is replayed (Backend.Ready).
+	replayed
+	// onLeader: on the leader, once the state is replayed; a follower
+	// forwards the request (package forward).
+	onLeader
+)
+
+// handler answers one route: the value to send as JSON, or an error.
+// It may set headers and a success status on w before returning.
+type handler func(w http.ResponseWriter, r *http.Request) (any, error)
+
+// NewServer returns a server for backend; fwd runs the leader's routes on
+// the leader.
+func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Logger) *Server {
+	s := &Server{backend: b, auth: auth, fwd: fwd, log: log, mux: http.NewServeMux()}
+	for _, r := range []struct {
+		pattern string
+		where   where
+		h       handler
+	}{
+		{"GET /v1/databases", onLeader, s.listDatabases},
+		{"POST /v1/databases", onLeader, s.createDatabase},
+		{"POST /v1/databases/validate", onLeader, s.validateDatabase},
+		{"GET /v1/databases/{name}", onLeader, s.getDatabase},
+		{"DELETE /v1/databases/{name}", onLeader, s.deleteDatabase},
+		// From the leader, so a node cut off from the cluster never hands
+		// out the URL of a database that was deleted or moved meanwhile.
+		{"GET /v1/databases/{name}/url", onLeader, s.databaseURL},
+		{"POST /v1/databases/{name}/restart", onLeader, s.restartDatabase},
+		{"POST /v1/databases/{name}/failover", onLeader, s.failoverDatabase},
+		{"POST /v1/databases/{name}/promote", onLeader, s.promoteDatabase},
+		{"POST /v1/databases/{name}/unlink", onLeader, s.unlinkDatabase},
+		{"GET /v1/versions", here, s.versions},
+		// Every node has the events a moment after the leader.
+		{"GET /v1/events", replayed, s.events},
+		{"GET /v1/node", here, s.node},
+		{"GET /v1/cluster", here, s.clusterStatus},
+		{"POST /v1/cluster/init", here, s.clusterInit},
+		{"POST /v1/cluster/join", here, s.clusterJoin},
+		{"POST /v1/cluster/token", onLeader, s.clusterToken},
+		{"POST /v1/cluster/leave", here, s.clusterLeave},
+		{"GET /v1/nodes", onLeader, s.nodes},
+		{"POST /v1/nodes/{name}/drain", onLeader, s.drainNode},
+		{"DELETE /v1/nodes/{name}", onLeader, s.removeNode},
+		{"POST /v1/internal/join", onLeader, s.admit},
+		{"POST /v1/internal/join/complete", onLeader, s.joinComplete},
+		{"POST /v1/internal/heartbeat", onLeader, s.heartbeat},
+	} {
+		s.mux.Handle(r.pattern, s.serve(r.where, r.h))
+	}
+	s.http = &http.Server{Handler: s.authorize(s.mux), ReadHeaderTimeout: 10 * time.Second}
 	return s
+}
+
+// maxBody bounds a request body: a heartbeat of a node with many
+// instances is the largest.
+const maxBody = 4 << 20
+
+// serve runs h where the route says: the one place that waits for the
+// state and sends leader routes to the leader.
+func (s *Server) serve(at where, h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			s.reply(w, r, nil, &Error{Status: http.StatusRequestEntityTooLarge, Message: "request body too large or unreadable: " + err.Error()})
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if at == replayed || at == onLeader {
+			if err := s.backend.Ready(ctx); err != nil {
+				s.reply(w, r, nil, err)
+				return
+			}
+		}
+		if at != onLeader {
+			v, err := h(w, r)
+			s.reply(w, r, v, err)
+			return
+		}
+		origin, _ := Caller(ctx)
+		req := &forward.Request{
+			Method: r.Method, URI: r.URL.RequestURI(), Body: body, Header: r.Header,
+			Origin: forward.Origin(origin), Forwarded: IsForwarded(ctx),
+		}
+		var v any
+		resp, err := s.fwd.Do(ctx, req, func(ctx context.Context) error {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var err error
+			v, err = h(w, r.WithContext(ctx))
+			return err
+		})
+		if resp != nil {
+			for k, vs := range resp.Header {
+				w.Header()[k] = vs
+			}
+			w.WriteHeader(resp.Status)
+			_, _ = w.Write(resp.Body)
+			return
+		}
+		s.reply(w, r, v, err)
+	})
 }
 
 // authorize tells the local socket from the cluster listener: over TLS
@@ -113,21 +206,28 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			s.reply(w, r, nil, &Error{Status: http.StatusNotFound, Message: "internal endpoints are served to members over the cluster listener only"})
 			return
 		case r.TLS == nil:
-		case r.URL.Path == "/v1/internal/join":
-			// A joining host has no certificate yet: its token is checked.
 		default:
-			if len(r.TLS.PeerCertificates) == 0 {
+			name, member := "", false
+			if len(r.TLS.PeerCertificates) > 0 {
+				var err error
+				name, err = s.auth.NodeName(r.TLS.PeerCertificates[0])
+				member = err == nil && s.auth.IsMember(name)
+			}
+			switch {
+			case member:
+				ctx = WithPeerNode(ctx, name)
+				if v := r.Header.Get(forward.Header); v != "" {
+					ctx = withForwarded(ctx, v)
+				}
+			case r.URL.Path == "/v1/internal/join":
+				// A joining host has no certificate yet: its token is
+				// checked.
+			case len(r.TLS.PeerCertificates) == 0:
 				s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "a member certificate is required"})
 				return
-			}
-			name, err := s.auth.NodeName(r.TLS.PeerCertificates[0])
-			if err != nil || !s.auth.IsMember(name) {
+			default:
 				s.reply(w, r, nil, &Error{Status: http.StatusForbidden, Message: fmt.Sprintf("node %q is not a member of this cluster (removed?)", name)})
 				return
-			}
-			ctx = WithPeerNode(ctx, name)
-			if r.Header.Get(ForwardedHeader) != "" {
-				ctx = context.WithValue(ctx, forwardedKey, true)
 			}
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -191,91 +291,86 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
-func (s *Server) listDatabases(w http.ResponseWriter, r *http.Request) {
-	dbs, err := s.backend.ListDatabases(r.Context())
-	s.reply(w, r, dbs, err)
+func (s *Server) listDatabases(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.ListDatabases(r.Context())
 }
 
-func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createDatabase(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req CreateDatabaseRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		s.reply(w, r, nil, err)
-		return
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
 	}
 	db, err := s.backend.CreateDatabase(r.Context(), req)
 	if err == nil {
 		w.WriteHeader(http.StatusCreated)
 	}
-	s.reply(w, r, db, err)
+	return db, err
 }
 
-func (s *Server) getDatabase(w http.ResponseWriter, r *http.Request) {
-	db, err := s.backend.GetDatabase(r.Context(), r.PathValue("name"))
-	s.reply(w, r, db, err)
-}
-
-func (s *Server) deleteDatabase(w http.ResponseWriter, r *http.Request) {
-	err := s.backend.DeleteDatabase(r.Context(), r.PathValue("name"))
-	s.reply(w, r, map[string]string{"deleted": r.PathValue("name")}, err)
-}
-
-func (s *Server) databaseURL(w http.ResponseWriter, r *http.Request) {
-	u, err := s.backend.DatabaseURL(r.Context(), r.PathValue("name"))
-	s.reply(w, r, u, err)
-}
-
-func (s *Server) restartDatabase(w http.ResponseWriter, r *http.Request) {
-	db, err := s.backend.RestartDatabase(r.Context(), r.PathValue("name"))
-	s.reply(w, r, db, err)
-}
-
-func (s *Server) failoverDatabase(w http.ResponseWriter, r *http.Request) {
-	var req FailoverRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		s.reply(w, r, nil, err)
-		return
+func (s *Server) validateDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var req CreateDatabaseRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
 	}
-	res, err := s.backend.FailoverDatabase(r.Context(), r.PathValue("name"), req)
-	s.reply(w, r, res, err)
+	return s.backend.ValidateDatabase(r.Context(), req)
 }
 
-func (s *Server) promoteDatabase(w http.ResponseWriter, r *http.Request) {
-	db, err := s.backend.PromoteDatabase(r.Context(), r.PathValue("name"))
-	s.reply(w, r, db, err)
+func (s *Server) getDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.GetDatabase(r.Context(), r.PathValue("name"))
 }
 
-func (s *Server) unlinkDatabase(w http.ResponseWriter, r *http.Request) {
-	db, err := s.backend.UnlinkDatabase(r.Context(), r.PathValue("name"))
-	s.reply(w, r, db, err)
+func (s *Server) deleteDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return map[string]string{"deleted": r.PathValue("name")}, s.backend.DeleteDatabase(r.Context(), r.PathValue("name"))
 }
 
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	evs, err := s.backend.Events(r.Context())
-	s.reply(w, r, evs, err)
+func (s *Server) databaseURL(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.DatabaseURL(r.Context(), r.PathValue("name"))
 }
 
-func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
-	v, err := s.backend.Versions(r.Context())
-	s.reply(w, r, v, err)
+func (s *Server) restartDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.RestartDatabase(r.Context(), r.PathValue("name"))
 }
 
-func (s *Server) node(w http.ResponseWriter, r *http.Request) {
-	n, err := s.backend.Node(r.Context())
-	s.reply(w, r, n, err)
+func (s *Server) failoverDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var req FailoverRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	return s.backend.FailoverDatabase(r.Context(), r.PathValue("name"), req)
 }
 
-func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := s.backend.ClusterStatus(r.Context())
-	s.reply(w, r, st, err)
+func (s *Server) promoteDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.PromoteDatabase(r.Context(), r.PathValue("name"))
 }
 
-func (s *Server) clusterInit(w http.ResponseWriter, r *http.Request) {
-	st, err := s.backend.ClusterInit(r.Context())
-	s.reply(w, r, st, err)
+func (s *Server) unlinkDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.UnlinkDatabase(r.Context(), r.PathValue("name"))
 }
 
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+func (s *Server) events(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.Events(r.Context())
+}
+
+func (s *Server) versions(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.Versions(r.Context())
+}
+
+func (s *Server) node(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.Node(r.Context())
+}
+
+func (s *Server) clusterStatus(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.ClusterStatus(r.Context())
+}
+
+func (s *Server) clusterInit(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.ClusterInit(r.Context())
+}
+
+// decodeBody reads a JSON request body strictly: an unknown field is a
+// mistake the caller should hear about.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return &Error{Status: http.StatusBadRequest, Message: "invalid request body: " + err.Error()}
@@ -283,79 +378,85 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) clusterJoin(_ http.ResponseWriter, r *http.Request) (any, error) {
 	var req JoinClusterRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		s.reply(w, r, nil, err)
-		return
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
 	}
-	st, err := s.backend.ClusterJoin(r.Context(), req)
-	s.reply(w, r, st, err)
+	return s.backend.ClusterJoin(r.Context(), req)
 }
 
-func (s *Server) clusterToken(w http.ResponseWriter, r *http.Request) {
+func (s *Server) clusterToken(_ http.ResponseWriter, r *http.Request) (any, error) {
 	var req TokenRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		s.reply(w, r, nil, err)
-		return
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
 	}
-	t, err := s.backend.ClusterToken(r.Context(), req)
-	s.reply(w, r, t, err)
+	return s.backend.ClusterToken(r.Context(), req)
 }
 
-func (s *Server) clusterLeave(w http.ResponseWriter, r *http.Request) {
-	s.reply(w, r, map[string]bool{"left": true}, s.backend.ClusterLeave(r.Context()))
+// clusterLeave is a removal of this node, run as one on the leader (this
+// node's name fixed here, so that a forwarded leave never removes the
+// node it reaches).
+func (s *Server) clusterLeave(w http.ResponseWriter, r *http.Request) (any, error) {
+	rr := r.Clone(r.Context())
+	rr.Method = http.MethodDelete
+	rr.URL.Path, rr.URL.RawPath, rr.URL.RawQuery = "/v1/nodes/"+url.PathEscape(s.backend.NodeName()), "", ""
+	rr.RequestURI = rr.URL.RequestURI()
+	rr.Body = http.NoBody
+	s.mux.ServeHTTP(w, rr)
+	return nil, errAnswered
 }
 
-func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
-	n, err := s.backend.Nodes(r.Context())
-	s.reply(w, r, n, err)
+func (s *Server) nodes(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.Nodes(r.Context())
 }
 
-func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
-	d, err := s.backend.DrainNode(r.Context(), r.PathValue("name"))
-	s.reply(w, r, d, err)
+func (s *Server) drainNode(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.DrainNode(r.Context(), r.PathValue("name"))
 }
 
-func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
+func (s *Server) removeNode(_ http.ResponseWriter, r *http.Request) (any, error) {
 	err := s.backend.RemoveNode(r.Context(), r.PathValue("name"), r.URL.Query().Get("force") == "true")
-	s.reply(w, r, map[string]string{"removed": r.PathValue("name")}, err)
+	return map[string]string{"removed": r.PathValue("name")}, err
 }
 
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) {
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req JoinRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		s.reply(w, r, nil, err)
-		return
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
 	}
 	resp, err := s.backend.Admit(r.Context(), req)
 	if err == nil {
 		// Key material: never cached by anything in between.
 		w.Header().Set("Cache-Control", "no-store")
 	}
-	s.reply(w, r, resp, err)
+	return resp, err
 }
 
-func (s *Server) joinComplete(w http.ResponseWriter, r *http.Request) {
+func (s *Server) joinComplete(_ http.ResponseWriter, r *http.Request) (any, error) {
 	var req JoinCompleteRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		s.reply(w, r, nil, err)
-		return
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
 	}
-	s.reply(w, r, map[string]bool{"voter": true}, s.backend.JoinComplete(r.Context(), req))
+	return map[string]bool{"voter": true}, s.backend.JoinComplete(r.Context(), req)
 }
 
-func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
-	var ack HeartbeatAck
-	if err == nil {
-		ack, err = s.backend.Heartbeat(r.Context(), body)
+func (s *Server) heartbeat(_ http.ResponseWriter, r *http.Request) (any, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
 	}
-	s.reply(w, r, ack, err)
+	return s.backend.Heartbeat(r.Context(), body)
 }
+
+// errAnswered says a handler has written its answer itself.
+var errAnswered = errors.New("answered")
 
 // reply writes v as JSON, or err as an Error body with a matching status.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if errors.Is(err, errAnswered) {
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		e := toError(err)
@@ -392,8 +493,11 @@ func toError(err error) *Error {
 		status = http.StatusForbidden
 	case errors.Is(err, raftstate.ErrAlreadyBootstrapped):
 		status = http.StatusConflict
-	case errors.Is(err, raftstate.ErrNotLeader):
+	case errors.Is(err, raftstate.ErrNotLeader), errors.Is(err, raftstate.ErrLeadershipLost),
+		errors.Is(err, forward.ErrLeaderMoved), errors.Is(err, forward.ErrNoLeader):
 		status = http.StatusServiceUnavailable
+	case errors.Is(err, raftstate.ErrFeatureLevel):
+		status = http.StatusConflict
 	}
 	return &Error{Status: status, Message: err.Error()}
 }

@@ -5,9 +5,6 @@ package api
 
 import (
 	"time"
-
-	"github.com/redis-appliance/redis-appliance/appliance/sizing"
-	"github.com/redis-appliance/redis-appliance/appliance/versions"
 )
 
 // CreateDatabaseRequest asks for a new database.
@@ -30,6 +27,21 @@ type CreateDatabaseRequest struct {
 	// FromURL makes it a linked replica of an external Redis,
 	// redis://[user]:PASSWORD@HOST:PORT. It holds a secret: never logged.
 	FromURL string `json:"from_url,omitempty"`
+}
+
+// CreatePlan is the agent's answer to a create it was asked only to
+// validate (POST /v1/databases/validate): the database as it would be
+// created, where each instance would go, and what each instance's node
+// must have for it. Nothing is created.
+type CreatePlan struct {
+	// Database has the resolved version, flavor and plan, and one
+	// instance per placement (node, port, role), in state "planned".
+	Database Database `json:"database"`
+	// NeedMemory and NeedDisk are what each instance takes on its node:
+	// the plan plus the flavor's headroom (fork copy-on-write, RDB and
+	// AOF rewrite files).
+	NeedMemory int64 `json:"need_memory"`
+	NeedDisk   int64 `json:"need_disk"`
 }
 
 // FailoverRequest asks for a planned switchover.
@@ -58,6 +70,8 @@ type JoinCompleteRequest struct {
 
 // Database states as users see them.
 const (
+	// StatePlanned is an instance of a create that was only validated.
+	StatePlanned  = "planned"
 	StateRunning  = "running"
 	StateStarting = "starting"
 	StateFailed   = "failed"
@@ -152,17 +166,37 @@ type Node struct {
 	Draining bool   `json:"draining"`
 	// LastContactSeconds is the age of the node's last heartbeat as seen by
 	// the leader; -1 when none has arrived.
-	LastContactSeconds float64         `json:"last_contact_seconds"`
-	Healthy            bool            `json:"healthy"`
-	Supervisor         string          `json:"supervisor"`
-	Hardware           sizing.Hardware `json:"hardware"`
-	ReservedMemory     int64           `json:"reserved_memory"`
-	ReservedDisk       int64           `json:"reserved_disk"`
-	AllocatedMemory    int64           `json:"allocated_memory"`
-	AllocatedDisk      int64           `json:"allocated_disk"`
-	FreeMemory         int64           `json:"free_memory"`
-	FreeDisk           int64           `json:"free_disk"`
-	Databases          int             `json:"databases"`
+	LastContactSeconds float64  `json:"last_contact_seconds"`
+	Healthy            bool     `json:"healthy"`
+	Supervisor         string   `json:"supervisor"`
+	Hardware           Hardware `json:"hardware"`
+	ReservedMemory     int64    `json:"reserved_memory"`
+	ReservedDisk       int64    `json:"reserved_disk"`
+	AllocatedMemory    int64    `json:"allocated_memory"`
+	AllocatedDisk      int64    `json:"allocated_disk"`
+	FreeMemory         int64    `json:"free_memory"`
+	FreeDisk           int64    `json:"free_disk"`
+	Databases          int      `json:"databases"`
+	// Versions are the catalogue versions (major.minor) the node has a
+	// redis-server for, as it last reported; nil when it has not said
+	// (an agent older than feature level 2).
+	Versions []string `json:"versions,omitempty"`
+	// AgentVersion and FeatureLevel are the node's agent release and the
+	// level of Raft commands it applies, as recorded in the state.
+	AgentVersion string `json:"agent_version,omitempty"`
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
+}
+
+// Hardware is what a node has, in bytes, as it last measured it.
+type Hardware struct {
+	MemTotal     int64  `json:"mem_total"`
+	MemAvailable int64  `json:"mem_available"`
+	SwapTotal    int64  `json:"swap_total"`
+	SwapFree     int64  `json:"swap_free"`
+	CPUs         int    `json:"cpus"`
+	DiskPath     string `json:"disk_path"`
+	DiskTotal    int64  `json:"disk_total"`
+	DiskFree     int64  `json:"disk_free"`
 }
 
 // ClusterStatus is this node's view of the cluster.
@@ -177,8 +211,27 @@ type ClusterStatus struct {
 	// LastContactSeconds is how long ago this node heard from the leader.
 	LastContactSeconds float64  `json:"last_contact_seconds"`
 	Members            []Member `json:"members,omitempty"`
+	// AgentVersion and FeatureLevel are this node's own.
+	AgentVersion string `json:"agent_version,omitempty"`
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
+	// ClusterFeatureLevel is the lowest feature level among the voters:
+	// commands above it are refused until they are upgraded.
+	ClusterFeatureLevel uint32 `json:"cluster_feature_level,omitempty"`
+	// ApplyErrors are Raft log entries this node could not apply (written
+	// by a newer agent): it needs an upgrade. UndecodableTotal counts all
+	// of them since the agent started.
+	ApplyErrors      []ApplyError `json:"apply_errors,omitempty"`
+	UndecodableTotal uint64       `json:"undecodable_total,omitempty"`
 	// Token is set by cluster init: a first join token.
 	Token *TokenResponse `json:"token,omitempty"`
+}
+
+// ApplyError is a Raft log entry this node could not apply.
+type ApplyError struct {
+	Index          uint64 `json:"index"`
+	Command        string `json:"command"`
+	PayloadVersion uint8  `json:"payload_version"`
+	Error          string `json:"error"`
 }
 
 // Member is one server of the Raft configuration.
@@ -191,6 +244,11 @@ type Member struct {
 	// (-1: none yet, or this node is not the leader).
 	LastContactSeconds float64 `json:"last_contact_seconds"`
 	Healthy            bool    `json:"healthy"`
+	// AgentVersion and FeatureLevel are the member's agent release and
+	// feature level as recorded in the state (empty and 0 for an agent
+	// too old to report them: level 1).
+	AgentVersion string `json:"agent_version,omitempty"`
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
 }
 
 // JoinClusterRequest tells the local agent to join a cluster.
@@ -244,8 +302,30 @@ type JoinResponse struct {
 	Leader     string `json:"leader"`
 }
 
-// Version is one row of the version catalogue.
-type Version = versions.Row
+// Version is one row of the version catalogue, with where it is
+// installed.
+type Version struct {
+	// Version is major.minor.
+	Version string `json:"version"`
+	// Status is supported, deprecated, eol, or unknown (installed but not
+	// in the catalogue: never used).
+	Status string `json:"status"`
+	// Released, Deprecated and EndOfLife are dates (YYYY-MM-DD); empty for
+	// an installed version that is not in the catalogue.
+	Released   string `json:"released,omitempty"`
+	Deprecated string `json:"deprecated,omitempty"`
+	EndOfLife  string `json:"end_of_life,omitempty"`
+	// Installed says whether the answering node has a binary for it, and
+	// which.
+	Installed bool   `json:"installed"`
+	Full      string `json:"full,omitempty"`
+	Path      string `json:"path,omitempty"`
+	// Nodes are the nodes that reported a binary for it (on the leader;
+	// the answering node alone elsewhere).
+	Nodes []string `json:"nodes,omitempty"`
+	// Default marks the version a new database gets when it names none.
+	Default bool `json:"default"`
+}
 
 // Error is the body of every non-2xx response.
 type Error struct {

@@ -15,7 +15,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/redis-appliance/redis-appliance/appliance/config"
 	"github.com/redis-appliance/redis-appliance/appliance/pki"
 	"github.com/redis-appliance/redis-appliance/appliance/secrets"
+	"github.com/redis-appliance/redis-appliance/appliance/versions"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
@@ -49,11 +52,17 @@ type Manager struct {
 	// peers caches one client per member address: heartbeats go out several
 	// times a second and must reuse their TLS connections.
 	peers map[string]*api.Client
+	// transport carries forwarded requests to the leader (Transport).
+	transport http.RoundTripper
+	// local are this node's redis-server binaries, registered with its
+	// addresses.
+	local *versions.Local
 }
 
-// New loads this node's key material, if it has any.
-func New(cfg *config.Config, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, log: log, dir: pki.Dir(cfg.PKIDir()), Now: time.Now, opened: make(chan struct{}), peers: map[string]*api.Client{}}
+// New loads this node's key material, if it has any. local are the node's
+// redis-server binaries.
+func New(cfg *config.Config, local *versions.Local, log *slog.Logger) (*Manager, error) {
+	m := &Manager{cfg: cfg, log: log, dir: pki.Dir(cfg.PKIDir()), Now: time.Now, opened: make(chan struct{}), peers: map[string]*api.Client{}, local: local}
 	mat, err := pki.LoadDir(cfg.PKIDir())
 	switch {
 	case err == nil:
@@ -215,8 +224,9 @@ func (m *Manager) open(ctx context.Context, bootstrap bool) error {
 		st, err := raftstate.Open(raftstate.Config{
 			NodeName: m.cfg.NodeName, Dir: m.cfg.RaftDir(),
 			BindAddr: m.cfg.RaftAddr, AdvertiseAddr: m.cfg.RaftAdvertise(),
-			Logger:    m.log.With("subsystem", "raft"),
-			ServerTLS: pki.ServerConfig(m.material), ClientTLS: pki.ClientConfig(m.material, ""),
+			Logger:       m.log.With("subsystem", "raft"),
+			AgentVersion: m.cfg.AgentVersion,
+			ServerTLS:    pki.ServerConfig(m.material), ClientTLS: pki.ClientConfig(m.material, ""),
 		})
 		if err != nil {
 			return err
@@ -253,13 +263,23 @@ func (m *Manager) Register(ctx context.Context) error {
 	if st == nil {
 		return ErrNotMember
 	}
+	versions := m.local.Versions()
+	if versions == nil {
+		versions = []string{} // known: nothing installed
+	}
 	n, ok := st.Node(m.cfg.NodeName)
-	if ok && n.APIAddr == m.cfg.ClusterAdvertise() && n.RaftAddr == m.cfg.RaftAdvertise() && n.Address == m.cfg.AdvertiseAddr && n.SentinelPort == m.cfg.SentinelPort {
+	if ok && n.APIAddr == m.cfg.ClusterAdvertise() && n.RaftAddr == m.cfg.RaftAdvertise() && n.Address == m.cfg.AdvertiseAddr && n.SentinelPort == m.cfg.SentinelPort &&
+		n.AgentVersion == m.cfg.AgentVersion && n.FeatureLevel == raftstate.FeatureLevel && slices.Equal(n.Versions, versions) {
 		return nil
+	}
+	at := m.Now().UTC()
+	if ok && !n.JoinedAt.IsZero() {
+		at = n.JoinedAt
 	}
 	return st.Apply(ctx, raftstate.CmdRegisterNode, raftstate.RegisterNode{
 		Name: m.cfg.NodeName, RaftAddr: m.cfg.RaftAdvertise(), APIAddr: m.cfg.ClusterAdvertise(),
-		Address: m.cfg.AdvertiseAddr, SentinelPort: m.cfg.SentinelPort, At: m.Now().UTC(),
+		Address: m.cfg.AdvertiseAddr, SentinelPort: m.cfg.SentinelPort, At: at,
+		AgentVersion: m.cfg.AgentVersion, FeatureLevel: raftstate.FeatureLevel, Versions: versions,
 	})
 }
 
@@ -347,8 +367,8 @@ func (m *Manager) Admit(ctx context.Context, req api.JoinRequest) (api.JoinRespo
 	if err != nil {
 		return api.JoinResponse{}, fmt.Errorf("%v: %w", err, raftstate.ErrTokenRefused)
 	}
-	if !raftstate.NameRE.MatchString(req.Node) {
-		return api.JoinResponse{}, fmt.Errorf("node name %q: use 1 to 40 lowercase letters, digits and hyphens (node_name in the config): %w", req.Node, raftstate.ErrInvalid)
+	if err := raftstate.CheckName("node", req.Node); err != nil {
+		return api.JoinResponse{}, fmt.Errorf("%w (node_name in the joining host's config)", err)
 	}
 	host, _, err := net.SplitHostPort(req.RaftAddr)
 	if err != nil {

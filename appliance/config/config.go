@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/redis-appliance/redis-appliance/appliance/failover"
+	"github.com/redis-appliance/redis-appliance/appliance/sizing"
 )
 
 //go:embed default.yaml
@@ -48,73 +51,56 @@ type Config struct {
 	RedisPaths    []string `yaml:"redis_paths"`
 	LogLevel      string   `yaml:"log_level"`
 
+	// AgentVersion is this agent's release, set by the binary (not read
+	// from the file): reported to the cluster, shown by cluster status.
+	AgentVersion string `yaml:"-"`
+
 	// PortMin and PortMax are parsed from PortRange.
 	PortMin int `yaml:"-"`
 	PortMax int `yaml:"-"`
 }
 
 // Failover holds the automatic-failover settings (docs/failover.md). The
-// strings are what the operator writes; the parsed values sit beside them.
+// strings are what the operator writes; the parsed values, checked by
+// failover.Settings.Validate, sit beside them.
 type Failover struct {
-	DetectionText string `yaml:"detection"`
-	LeaseText     string `yaml:"lease"`
-	MaxLagText    string `yaml:"max_lag"`
-	CooldownText  string `yaml:"cooldown"`
+	DetectionText        string `yaml:"detection"`
+	LeaseText            string `yaml:"lease"`
+	MaxLagText           string `yaml:"max_lag"`
+	SwitchoverMaxLagText string `yaml:"switchover_max_lag"`
+	CooldownText         string `yaml:"cooldown"`
 
-	// Detection: how long a primary's node must be silent (or its
-	// redis-server unresponsive) before the leader fails it over.
-	Detection time.Duration `yaml:"-"`
-	// Lease: how long an agent keeps its primaries writable without
-	// hearing from the leader. Shorter than Detection, so a cut-off
-	// primary is fenced before anyone replaces it.
-	Lease time.Duration `yaml:"-"`
-	// MaxLag: how far behind (bytes) a replica may be and still be
-	// promoted.
-	MaxLag int64 `yaml:"-"`
-	// Cooldown: the least time between two failovers of one database.
-	Cooldown time.Duration `yaml:"-"`
+	failover.Settings `yaml:"-"`
 }
 
 func (f *Failover) finish() error {
-	var err error
 	for _, d := range []struct {
 		key  string
 		text string
 		out  *time.Duration
 	}{{"detection", f.DetectionText, &f.Detection}, {"lease", f.LeaseText, &f.Lease}, {"cooldown", f.CooldownText, &f.Cooldown}} {
-		if *d.out, err = time.ParseDuration(d.text); err != nil || *d.out <= 0 {
-			return fmt.Errorf("failover.%s %q: want a duration such as 1500ms or 30s", d.key, d.text)
+		v, err := time.ParseDuration(strings.TrimSpace(d.text))
+		if err != nil || v <= 0 {
+			return fmt.Errorf("failover.%s %q: want a positive duration such as 1500ms or 30s", d.key, d.text)
 		}
+		*d.out = v
 	}
-	if f.MaxLag, err = parseBytes(f.MaxLagText); err != nil {
-		return fmt.Errorf("failover.max_lag %q: want a size such as 1mb", f.MaxLagText)
-	}
-	// The fence must be up before anyone else takes over; leave room for a
-	// heartbeat's round trip between the two clocks.
-	if f.Lease+300*time.Millisecond > f.Detection {
-		return fmt.Errorf("failover.lease (%s) must be at least 300ms shorter than failover.detection (%s): a cut-off primary must refuse writes before a replica replaces it", f.Lease, f.Detection)
-	}
-	return nil
-}
-
-// parseBytes reads 1mb, 512kb, 1048576 (binary units).
-func parseBytes(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"b", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
+	for _, b := range []struct {
+		key  string
+		text string
+		out  *int64
+	}{{"max_lag", f.MaxLagText, &f.MaxLag}, {"switchover_max_lag", f.SwitchoverMaxLagText, &f.SwitchoverMaxLag}} {
+		if strings.TrimSpace(b.text) == "0" {
+			*b.out = 0
+			continue
 		}
+		v, err := sizing.ParseSize(b.text)
+		if err != nil {
+			return fmt.Errorf("failover.%s %q: want a size from 0 to 1tb, such as 1mb", b.key, b.text)
+		}
+		*b.out = v
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("not a size: %q", s)
-	}
-	return n * mult, nil
+	return f.Settings.Validate()
 }
 
 // Load returns the defaults overlaid with the file at path. An empty path

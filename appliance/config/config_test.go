@@ -5,7 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/failover"
 )
 
 func write(t *testing.T, body string) string {
@@ -32,8 +33,8 @@ func TestLoad_EmptyFileMeansDefaults(t *testing.T) {
 	if err != nil || c.PortMin != 6400 || c.PortMax != 6999 {
 		t.Fatalf("%+v %v", c, err)
 	}
-	if f := c.Failover; f.Detection != time.Second || f.Lease != 700*time.Millisecond || f.MaxLag != 1<<20 || f.Cooldown != 30*time.Second {
-		t.Fatalf("failover defaults: %+v", f)
+	if f := c.Failover; f.Settings != failover.Defaults {
+		t.Fatalf("failover defaults: %+v, want %+v (the embedded file and failover.Defaults must agree)", f.Settings, failover.Defaults)
 	}
 }
 
@@ -49,6 +50,17 @@ func TestLoad_RefusesBadConfig(t *testing.T) {
 		"bootstrap: sometimes\n":         "bootstrap",
 		"supervisor: runit\n":            "supervisor",
 		"bind: \"\"\n":                   "bind",
+		// Point 9 of issue 15: values that overflowed or were silently
+		// taken before, each refused with its key and the allowed range.
+		"failover:\n  max_lag: 9999999999gb\n":                               "failover.max_lag \"9999999999gb\": want a size from 0 to 1tb",
+		"failover:\n  max_lag: 2tb\n":                                        "failover.max_lag is 2199023255552 bytes: want a size from 0 to 1tb",
+		"failover:\n  switchover_max_lag: " + strings.Repeat("9", 40) + "\n": "failover.switchover_max_lag",
+		"failover:\n  detection: 0s\n":                                       "failover.detection \"0s\": want a positive duration",
+		"failover:\n  detection: -1s\n":                                      "failover.detection \"-1s\": want a positive duration",
+		"failover:\n  lease: 0ms\n":                                          "failover.lease",
+		"failover:\n  cooldown: -30s\n":                                      "failover.cooldown",
+		"failover:\n  lease: 100ms\n":                                        "failover.lease is 100ms: want a duration from 660ms",
+		"failover:\n  detection: 10m\n":                                      "failover.detection is 10m0s: want a duration from 960ms to 5m0s",
 	}
 	for body, says := range cases {
 		_, err := Load(write(t, body))

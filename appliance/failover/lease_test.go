@@ -1,4 +1,4 @@
-package agent
+package failover
 
 import (
 	"testing"
@@ -10,21 +10,21 @@ import (
 // silence from the report's arrival), and a late answer to an older report
 // must not shorten it.
 func TestLease_RunsFromWhenTheAcknowledgedReportLeft(t *testing.T) {
-	l := newLease(700 * time.Millisecond)
-	if l.held() {
+	l := NewLease(700 * time.Millisecond)
+	if l.Held() {
 		t.Fatal("a lease never renewed is held; want it lost until a leader answers")
 	}
 	now := time.Now()
-	l.renew(now.Add(-800*time.Millisecond), 7)
-	if l.held() {
+	l.Renew(now.Add(-800*time.Millisecond), 7)
+	if l.Held() {
 		t.Error("a report sent 800 ms ago, answered just now, holds a 700 ms lease; it must run from the send")
 	}
-	l.renew(now.Add(-100*time.Millisecond), 8)
-	l.renew(now.Add(-650*time.Millisecond), 6)
-	if !l.held() {
+	l.Renew(now.Add(-100*time.Millisecond), 8)
+	l.Renew(now.Add(-650*time.Millisecond), 6)
+	if !l.Held() {
 		t.Error("a late answer to an older report shortened the lease")
 	}
-	if left := l.remaining(); left <= 500*time.Millisecond || left > 600*time.Millisecond {
+	if left := l.Remaining(); left <= 500*time.Millisecond || left > 600*time.Millisecond {
 		t.Errorf("a lease renewed from 100 ms ago has %s left of 700 ms", left)
 	}
 }
@@ -34,18 +34,20 @@ func TestLease_RunsFromWhenTheAcknowledgedReportLeft(t *testing.T) {
 // is lost.
 func TestFenceWait_SleepsWhileTheLeaseIsHeld(t *testing.T) {
 	cases := []struct {
-		name         string
-		fenced, held bool
-		sinceAssert  time.Duration
-		want         time.Duration
+		name        string
+		phase       Phase
+		held        bool
+		sinceAssert time.Duration
+		want        time.Duration
 	}{
-		{"held, taking writes: until the refresh", false, true, time.Second, fenceRefresh - time.Second},
-		{"fenced: ticks until contact and a pass", true, true, time.Second, fenceTick},
-		{"lease lost, not yet fenced: the next tick", false, false, time.Second, fenceTick},
-		{"a failed assert retries at the next tick", false, true, fenceRefresh + time.Hour, fenceTick},
+		{"held, taking writes: until the refresh", Writable, true, time.Second, FenceRefresh - time.Second},
+		{"fenced: ticks until contact and a pass", Fenced, true, time.Second, FenceTick},
+		{"catching up: ticks", CatchingUp, true, time.Second, FenceTick},
+		{"lease lost, not yet fenced: the next tick", Writable, false, time.Second, FenceTick},
+		{"a failed assert retries at the next tick", Writable, true, FenceRefresh + time.Hour, FenceTick},
 	}
 	for _, c := range cases {
-		if got := fenceWait(c.fenced, c.held, c.sinceAssert); got != c.want {
+		if got := fenceWait(c.phase, c.held, c.sinceAssert); got != c.want {
 			t.Errorf("%s: fenceWait = %s, want %s", c.name, got, c.want)
 		}
 	}
@@ -56,25 +58,25 @@ func TestFenceWait_SleepsWhileTheLeaseIsHeld(t *testing.T) {
 // time never wakes it.
 func TestLeaseExpired_FiresWhenTheLeaseRunsOutAndNotBefore(t *testing.T) {
 	const window = 300 * time.Millisecond
-	l := newLease(window)
+	l := NewLease(window)
 	start := time.Now()
-	l.renew(start, 1)
+	l.Renew(start, 1)
 	// Renewed twice before it would run out: no wake-up meanwhile.
 	for range 2 {
 		select {
-		case <-l.expired():
+		case <-l.Expired():
 			t.Fatalf("expired %s after a renewal, while the lease was held", time.Since(start))
 		case <-time.After(window / 2):
 		}
-		l.renew(time.Now(), 1)
+		l.Renew(time.Now(), 1)
 	}
 	renewed := time.Now()
 	select {
-	case <-l.expired():
+	case <-l.Expired():
 		if held := time.Since(renewed); held < window {
 			t.Errorf("expired %s after the last renewal; want no earlier than the window, %s", held, window)
 		}
-		if l.held() {
+		if l.Held() {
 			t.Error("expired, but held() still says the lease is held")
 		}
 	case <-time.After(10 * window):

@@ -29,7 +29,24 @@ type Heartbeat struct {
 	// (fences); the node sends them until a heartbeat carrying them is
 	// acknowledged.
 	Events []raftstate.Event `json:"events,omitempty"`
+	// Versions are the catalogue versions (major.minor) the node has a
+	// redis-server for; AgentVersion and FeatureLevel are its agent's
+	// release and the level of Raft commands it applies. The leader
+	// records them in the state when they change. Agents before feature
+	// level 2 send none of them.
+	Versions     []string `json:"versions,omitempty"`
+	AgentVersion string   `json:"agent_version,omitempty"`
+	FeatureLevel uint32   `json:"feature_level,omitempty"`
 }
+
+// StaleAfter is how old a node's last heartbeat may be before what it
+// reported is no longer taken as live: the node is shown as unknown, takes
+// no new instance, and its reports count for nothing in failover.
+const StaleAfter = 3 * time.Second
+
+// StateRemoving is the state of an instance whose database was deleted
+// while its unit is still being removed.
+const StateRemoving = "removing"
 
 // ErrNoBaseline is returned for a "same" heartbeat from a node the view has
 // no full report of (a new leader): the node must send a full one.
@@ -130,6 +147,13 @@ func (v *View) Instance(node, id string) (InstanceReport, time.Duration, bool) {
 		}
 	}
 	return InstanceReport{ID: id}, e.Age(), true
+}
+
+// Fresh returns the latest report of an instance if its node reported
+// within StaleAfter.
+func (v *View) Fresh(node, id string) (InstanceReport, bool) {
+	r, age, ok := v.Instance(node, id)
+	return r, ok && age <= StaleAfter
 }
 
 // Forget drops a node (it was removed).

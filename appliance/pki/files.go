@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/atomicfile"
 )
 
 // File modes of the PKI files: certificates are public, keys are not.
@@ -17,54 +19,11 @@ const (
 	KeyMode  os.FileMode = 0o600
 )
 
-// WriteFile puts data at path atomically with the given mode: it writes a
-// temporary file in the same directory, syncs it, renames it over path and
-// syncs the directory, so a crash leaves the old file or the new one, never
-// a torn certificate or key that would stop the agent from starting.
-func WriteFile(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: create temporary file: %w; does %s exist and is it writable?", path, err, dir)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	// Chmod before writing, so a key is never readable by others, even for a
-	// moment. Chmod is not subject to the umask, so the mode is exact.
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: chmod temporary file: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: close: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("write %s: rename into place: %w", path, err)
-	}
-	// The rename is durable only once the directory entry is on disk.
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write %s: sync directory %s: %w", path, dir, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// WriteFile puts data at path atomically with the given mode, so a crash
+// leaves the old file or the new one, never a torn certificate or key that
+// would stop the agent from starting.
+func WriteFile(path string, data []byte, mode os.FileMode) error {
+	return atomicfile.Write(path, data, mode)
 }
 
 // Dir is the directory holding a node's PKI files:

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -11,39 +10,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-appliance/redis-appliance/appliance/health"
-	"github.com/redis-appliance/redis-appliance/appliance/secrets"
+	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/systemd"
 )
 
-// Observation is what this node sees of one of its instances.
-type Observation struct {
-	// State is running, starting, failed or stopped.
-	State         string
-	ActiveState   string
-	PID           int
-	Restarts      int
-	MemoryUsed    int64
-	ServerVersion string
-	Role          string
-	// ReplOffset is master_repl_offset: how far this instance's replication
-	// stream has come.
-	ReplOffset int64
-	// Error says why the instance is not running, when known.
-	Error string
-	// Link is set when the instance replicates something.
-	Link *health.Link
-	// OpsPerSec and Clients are instantaneous_ops_per_sec and
-	// connected_clients (the agent's own connection included).
-	OpsPerSec int64
-	Clients   int
-}
-
 // probeTimeout bounds one INFO call: observation must never hang the API.
 const probeTimeout = 700 * time.Millisecond
 
-// Observe reports the unit's state and, when it runs, what redis-server says.
-func (r *Reconciler) Observe(ctx context.Context, db *raftstate.Database, in raftstate.Instance) Observation {
+// Observe reports one of this node's instances: the unit's state and, when
+// it runs, what redis-server says.
+func (r *Reconciler) Observe(ctx context.Context, db *raftstate.Database, in raftstate.Instance) health.InstanceReport {
 	us, err := r.sup.State(ctx, UnitName(in.ID))
 	return r.observe(ctx, db, in, us, err)
 }
@@ -57,13 +34,13 @@ const observeParallel = 16
 // rather than one each (on an idle agent, waking up costs more than the
 // work), and a few wedged instances cannot make the round take their
 // timeouts one after the other.
-func (r *Reconciler) ObserveAll(ctx context.Context, placed []raftstate.PlacedInstance) []Observation {
+func (r *Reconciler) ObserveAll(ctx context.Context, placed []raftstate.PlacedInstance) []health.InstanceReport {
 	names := make([]string, len(placed))
 	for i, pi := range placed {
 		names[i] = UnitName(pi.Instance.ID)
 	}
 	states, err := r.sup.States(ctx, names)
-	out := make([]Observation, len(placed))
+	out := make([]health.InstanceReport, len(placed))
 	slots := make(chan struct{}, observeParallel)
 	var wg sync.WaitGroup
 	for i, pi := range placed {
@@ -83,64 +60,19 @@ func (r *Reconciler) ObserveAll(ctx context.Context, placed []raftstate.PlacedIn
 	return out
 }
 
-func (r *Reconciler) observe(ctx context.Context, db *raftstate.Database, in raftstate.Instance, us systemd.UnitState, err error) Observation {
-	var o Observation
-	switch {
-	case errors.Is(err, systemd.ErrUnitNotFound):
-		o.State, o.ActiveState = "starting", "not-installed"
-	case err != nil:
-		o.State, o.Error = "unknown", err.Error()
-	default:
-		o.ActiveState, o.PID, o.Restarts = us.ActiveState, us.MainPID, us.Restarts
-		switch us.ActiveState {
-		case "active":
-			o.State = "running"
-		case "activating", "reloading":
-			o.State = "starting"
-		case "failed":
-			o.State = "failed"
-		default:
-			o.State = "stopped"
-		}
+func (r *Reconciler) observe(ctx context.Context, db *raftstate.Database, in raftstate.Instance, us systemd.UnitState, err error) health.InstanceReport {
+	o := instance.Observed{ID: in.ID, Unit: us, UnitErr: err, Generation: r.AppliedGeneration(in.ID)}
+	if f, ok := r.failure(in.ID); ok {
+		o.StartErr = f.err
 	}
-	if f, ok := r.failure(in.ID); ok && o.State != "running" {
-		o.Error = f.err.Error()
-		if o.State == "stopped" {
-			o.State = "failed"
-		}
+	if err == nil && us.ActiveState == "active" {
+		o.Info, o.InfoErr = r.probes.info(ctx, r.keys, db, in)
 	}
-	if o.State != "running" {
-		return o
-	}
-	info, err := r.probes.info(ctx, r.keys, db, in)
-	if err != nil {
-		// The unit is up but redis-server does not answer yet (loading the
-		// dataset, or wedged): not running as far as a client is concerned.
-		o.State, o.Error = "starting", "redis-server does not answer: "+err.Error()
-		return o
-	}
-	o.MemoryUsed, _ = strconv.ParseInt(info["used_memory"], 10, 64)
-	o.ServerVersion = info["redis_version"]
-	o.Role = info["role"]
-	o.ReplOffset, _ = strconv.ParseInt(info["master_repl_offset"], 10, 64)
-	o.OpsPerSec, _ = strconv.ParseInt(info["instantaneous_ops_per_sec"], 10, 64)
-	o.Clients, _ = strconv.Atoi(info["connected_clients"])
-	if o.Role == "slave" {
-		l := &health.Link{MasterHost: info["master_host"], Up: info["master_link_status"] == "up",
-			SyncInProgress: info["master_sync_in_progress"] == "1", LastIOSeconds: -1}
-		l.MasterPort, _ = strconv.Atoi(info["master_port"])
-		if l.Up {
-			l.LastIOSeconds, _ = strconv.Atoi(info["master_last_io_seconds_ago"])
-		}
-		o.Link = l
-	}
-	if info["loading"] == "1" {
-		o.State = "starting"
-	}
-	return o
+	return o.Report()
 }
 
-// prober keeps one small client per instance for INFO.
+// prober keeps one small client per local instance, for INFO and for the
+// commands that change its role and fence.
 type prober struct {
 	host    string
 	mu      sync.Mutex
@@ -155,7 +87,7 @@ func newProber(bind []string) *prober {
 	return &prober{host: host, clients: map[string]*redis.Client{}}
 }
 
-func (p *prober) client(keys *secrets.Keyring, db *raftstate.Database, in raftstate.Instance) (*redis.Client, error) {
+func (p *prober) client(keys Opener, db *raftstate.Database, in raftstate.Instance) (*redis.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	addr := net.JoinHostPort(p.host, strconv.Itoa(in.Port))
@@ -166,15 +98,7 @@ func (p *prober) client(keys *secrets.Keyring, db *raftstate.Database, in raftst
 	if err != nil {
 		return nil, err
 	}
-	c := redis.NewClient(&redis.Options{
-		Addr: addr, Password: string(pw),
-		DialTimeout: probeTimeout, ReadTimeout: probeTimeout, WriteTimeout: probeTimeout,
-		PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
-		// Identify the agent's own connection in CLIENT LIST.
-		ClientName: "redis-appliance-agent",
-		// INFO is all we need; the handshake must not fail on HELLO quirks.
-		Protocol: 2, DisableIdentity: true,
-	})
+	c := instance.Connect(addr, string(pw), instance.NameAgent, probeTimeout)
 	if old, ok := p.clients[in.ID]; ok {
 		_ = old.Close()
 	}
@@ -182,18 +106,14 @@ func (p *prober) client(keys *secrets.Keyring, db *raftstate.Database, in raftst
 	return c, nil
 }
 
-func (p *prober) info(ctx context.Context, keys *secrets.Keyring, db *raftstate.Database, in raftstate.Instance) (map[string]string, error) {
+func (p *prober) info(ctx context.Context, keys Opener, db *raftstate.Database, in raftstate.Instance) (instance.Info, error) {
 	c, err := p.client(keys, db, in)
 	if err != nil {
-		return nil, err
+		return instance.Info{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	raw, err := c.Info(ctx, "server", "clients", "memory", "stats", "replication", "persistence").Result()
-	if err != nil {
-		return nil, err
-	}
-	return parseInfo(raw), nil
+	return instance.ReadInfo(ctx, c)
 }
 
 func (p *prober) forget(id string) {

@@ -18,8 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis-appliance/redis-appliance/appliance/atomicfile"
+	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/appliance/redisconf"
-	"github.com/redis-appliance/redis-appliance/appliance/secrets"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/systemd"
 )
@@ -28,6 +29,11 @@ import (
 type Source interface {
 	State() *raftstate.State
 	Changes() <-chan struct{}
+}
+
+// Opener opens the secrets sealed in the state (the cluster's keyring).
+type Opener interface {
+	Open(sealed []byte) ([]byte, error)
 }
 
 // Config is what the reconciler needs to know about this node.
@@ -57,7 +63,7 @@ type Reconciler struct {
 	cfg     Config
 	src     Source
 	sup     systemd.Supervisor
-	keys    *secrets.Keyring
+	keys    Opener
 	log     *slog.Logger
 	trigger chan struct{}
 	passMu  sync.Mutex
@@ -80,7 +86,7 @@ type failure struct {
 const retryAfter = 5 * time.Second
 
 // New returns a reconciler; call Run to start it.
-func New(cfg Config, src Source, sup systemd.Supervisor, keys *secrets.Keyring, log *slog.Logger) *Reconciler {
+func New(cfg Config, src Source, sup systemd.Supervisor, keys Opener, log *slog.Logger) *Reconciler {
 	if cfg.Interval == 0 {
 		// A safety net only: passes run on every applied change and every
 		// unit state change. Each pass asks systemd about every instance,
@@ -106,16 +112,32 @@ func instanceID(unit string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(unit, systemd.UnitPrefix), ".service")
 }
 
-// Dir is an instance's directory: redis.conf and data.
-func (r *Reconciler) Dir(instanceID string) string {
-	return filepath.Join(r.cfg.InstancesDir, instanceID)
+// Dir is an instance's directory: redis.conf and data. It refuses an ID
+// that would name anything but a directory of its own right inside
+// InstancesDir (a second guard behind the FSM's own check of IDs): the
+// agent runs as root and creates, chowns and writes there.
+func (r *Reconciler) Dir(instanceID string) (string, error) {
+	return r.local(instanceID)
 }
+
+// local is name inside InstancesDir, or an error if name is not a plain
+// file name there.
+func (r *Reconciler) local(name string) (string, error) {
+	if name == "" || name == "." || name == ".." || !filepath.IsLocal(name) || filepath.Base(name) != name || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("instance %q: %w", name, ErrNotLocal)
+	}
+	return filepath.Join(r.cfg.InstancesDir, name), nil
+}
+
+// ErrNotLocal is returned for an instance ID that does not name a plain
+// directory inside the instances directory.
+var ErrNotLocal = errors.New("not a plain name inside the instances directory; refusing to touch it")
 
 // generationFile records the restart generation last applied to an instance.
 // It sits beside the instance directory, owned by the agent, so redis-server
 // cannot change it.
-func (r *Reconciler) generationFile(instanceID string) string {
-	return filepath.Join(r.cfg.InstancesDir, instanceID+".generation")
+func (r *Reconciler) generationFile(instanceID string) (string, error) {
+	return r.local(instanceID + ".generation")
 }
 
 // Trigger asks for a pass soon.
@@ -208,7 +230,13 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 // ensure makes one instance's config, unit and process match the state.
 // prefetched holds unit states read at the start of the pass.
 func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance, prefetched map[string]systemd.UnitState) error {
-	dir := r.Dir(in.ID)
+	dir, err := r.Dir(in.ID)
+	if err != nil {
+		return err
+	}
+	if err := raftstate.CheckInstanceID(db.Name, in.ID); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance directory: %w", err)
 	}
@@ -227,7 +255,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		Port: in.Port, Bind: r.cfg.Bind, Password: string(pw),
 		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
 		ReplicaOf: rep.ReplicaOf, MasterAuth: rep.MasterAuth, ReadOnly: rep.ReadOnly,
-		Fenced: in.Role == raftstate.RolePrimary && len(db.Instances) > 1,
+		Fenced: instance.HAPrimary(db, in),
 	})
 	if err != nil {
 		return fmt.Errorf("render redis.conf: %w", err)
@@ -253,7 +281,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		Description: fmt.Sprintf("Redis %s database %s (instance %s)", db.Version, db.Name, in.ID),
 		ExecStart:   []string{bin, filepath.Join(dir, "redis.conf")},
 		User:        r.cfg.User, Group: r.cfg.Group, Dir: dir,
-		NoRestart: len(db.Instances) > 1,
+		NoRestart: instance.HA(db),
 	})
 	if err != nil {
 		return fmt.Errorf("install unit: %w", err)
@@ -283,7 +311,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 			return err
 		}
 	case us.ActiveState == "activating":
-	case us.ActiveState == "failed" && in.Role == raftstate.RolePrimary && len(db.Instances) > 1 && applied >= db.RestartGeneration:
+	case us.ActiveState == "failed" && instance.HAPrimary(db, in) && applied >= db.RestartGeneration:
 		// It crashed, and its replicas may hold writes it lost (or, for
 		// nordb, everything): restarting it in place would make them sync
 		// that. The leader fails over instead; "db restart" overrides.
@@ -345,7 +373,11 @@ func (r *Reconciler) removeUnwanted(ctx context.Context, want map[string]bool) e
 		if want[id] {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(r.cfg.InstancesDir, e.Name())); err != nil {
+		path, err := r.local(e.Name())
+		if err == nil {
+			err = os.RemoveAll(path)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", e.Name(), err))
 		}
 	}
@@ -355,7 +387,9 @@ func (r *Reconciler) removeUnwanted(ctx context.Context, want map[string]bool) e
 // chown gives an instance directory to the instance user. When the
 // directory belongs to someone else (instance_user changed, e.g. by a
 // package upgrade) everything in it is re-owned too, or redis-server could
-// not write its own data files.
+// not write its own data files. dir comes from Dir, and the walk never
+// follows a symbolic link (Lchown, and WalkDir does not descend into
+// one), so nothing outside the instance's own directory changes owner.
 func (r *Reconciler) chown(dir string) error {
 	if r.cfg.UID < 0 && r.cfg.GID < 0 {
 		return nil
@@ -380,7 +414,11 @@ func (r *Reconciler) chown(dir string) error {
 }
 
 func (r *Reconciler) appliedGeneration(id string) (uint64, bool) {
-	b, err := os.ReadFile(r.generationFile(id))
+	path, err := r.generationFile(id)
+	if err != nil {
+		return 0, false
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}
@@ -389,7 +427,11 @@ func (r *Reconciler) appliedGeneration(id string) (uint64, bool) {
 }
 
 func (r *Reconciler) setAppliedGeneration(id string, g uint64) error {
-	if err := os.WriteFile(r.generationFile(id), []byte(strconv.FormatUint(g, 10)+"\n"), 0o600); err != nil {
+	path, err := r.generationFile(id)
+	if err == nil {
+		err = atomicfile.Write(path, []byte(strconv.FormatUint(g, 10)+"\n"), 0o600)
+	}
+	if err != nil {
 		return fmt.Errorf("record restart generation: %w", err)
 	}
 	return nil
@@ -431,7 +473,11 @@ func (r *Reconciler) Removed(ctx context.Context, db *raftstate.Database) bool {
 		if _, err := r.sup.State(ctx, UnitName(in.ID)); !errors.Is(err, systemd.ErrUnitNotFound) {
 			return false
 		}
-		if _, err := os.Stat(r.Dir(in.ID)); !errors.Is(err, os.ErrNotExist) {
+		dir, err := r.Dir(in.ID)
+		if err != nil {
+			continue // never created
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			return false
 		}
 	}

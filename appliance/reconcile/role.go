@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 
+	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/appliance/redisconf"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
@@ -66,13 +66,10 @@ func (r *Reconciler) replicationOf(st *raftstate.State, db *raftstate.Database, 
 	return rep, nil
 }
 
-// instanceAddr is where other instances reach in: its node's address.
+// instanceAddr is where other instances reach in: its node's address
+// (loopback for a node that registered none: a single node).
 func instanceAddr(st *raftstate.State, in raftstate.Instance) string {
-	host := "127.0.0.1"
-	if n, ok := st.Nodes[in.Node]; ok && n.Address != "" {
-		host = n.Address
-	}
-	return net.JoinHostPort(host, strconv.Itoa(in.Port))
+	return instance.Addr(st, in, "127.0.0.1")
 }
 
 // applyRole brings a running instance to the role the state gives it,
@@ -87,14 +84,13 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*probeTimeout)
 	defer cancel()
-	raw, err := c.Info(ctx, "replication").Result()
+	info, err := instance.ReadInfo(ctx, c, "replication")
 	if err != nil {
 		// Not answering yet (loading): the next pass tries again; the
 		// file it will read on a restart already has the role.
 		return fmt.Errorf("read role: %w", err)
 	}
-	info := parseInfo(raw)
-	wasPrimary := info["role"] == "master"
+	wasPrimary := info.Primary()
 	if rep.ReplicaOf == "" {
 		if !wasPrimary {
 			if err := c.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
@@ -104,7 +100,7 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 		}
 	} else {
 		host, port, _ := net.SplitHostPort(rep.ReplicaOf)
-		if wasPrimary || info["master_host"] != host || info["master_port"] != port {
+		if !info.Follows(host, port) {
 			if err := c.Do(ctx, "CONFIG", "SET", "masterauth", rep.MasterAuth).Err(); err != nil {
 				return fmt.Errorf("set masterauth: %w", err)
 			}
@@ -136,7 +132,7 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 		r.acl[in.ID] = rule
 		r.mu.Unlock()
 	}
-	if in.Role == raftstate.RolePrimary && len(db.Instances) > 1 {
+	if instance.HAPrimary(db, in) {
 		fenced, known := false, true
 		if r.cfg.Fenced != nil {
 			fenced, known = r.cfg.Fenced()
@@ -148,17 +144,6 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 		}
 	}
 	return nil
-}
-
-// parseInfo splits INFO output into fields.
-func parseInfo(raw string) map[string]string {
-	m := map[string]string{}
-	for _, line := range strings.Split(raw, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			m[k] = v
-		}
-	}
-	return m
 }
 
 // Fence makes a running primary refuse writes (NOREPLICAS), or lifts that,

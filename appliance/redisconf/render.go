@@ -256,8 +256,8 @@ func (p Params) validate() error {
 	if !filepath.IsAbs(p.Dir) {
 		bad("data directory %q is not an absolute path", p.Dir)
 	}
-	if !p.Flavor.Valid() {
-		bad("flavor %q is not aof, rdb or nordb", p.Flavor)
+	if err := p.Flavor.Check(); err != nil {
+		bad("%v", err)
 	}
 	if p.ReplicaOf != "" {
 		host, port, err := net.SplitHostPort(p.ReplicaOf)

@@ -178,14 +178,14 @@ func TestRender_Invalid(t *testing.T) {
 		{"policy", func(p *Params) { p.MaxMemoryPolicy = "lru" }, `maxmemory-policy "lru" is not one of noeviction`},
 		{"relative dir", func(p *Params) { p.Dir = "data" }, `data directory "data" is not an absolute path`},
 		{"empty dir", func(p *Params) { p.Dir = "" }, `data directory "" is not an absolute path`},
-		{"flavor", func(p *Params) { p.Flavor = "fast" }, `flavor "fast" is not aof, rdb or nordb`},
+		{"flavor", func(p *Params) { p.Flavor = "fast" }, `unknown flavor "fast": use aof (AOF+RDB), rdb (RDB only) or nordb (memory only)`},
 		{"replicaof without port", func(p *Params) { p.ReplicaOf = "10.0.0.7" }, `replicaof "10.0.0.7" is not host:port`},
 		{"replicaof bad port", func(p *Params) { p.ReplicaOf = "10.0.0.7:0" }, "has no port between 1 and 65535"},
 		{"replicaof named port", func(p *Params) { p.ReplicaOf = "10.0.0.7:redis" }, "has no port between 1 and 65535"},
 		{"replicaof no host", func(p *Params) { p.ReplicaOf = ":6379" }, "has no usable host"},
 		{"replicaof injection", func(p *Params) { p.ReplicaOf = "a\nb:6379" }, "has no usable host"},
 		{"several at once", func(p *Params) { p.Port = -1; p.Flavor = "" },
-			`port -1 is not between 1 and 65535; flavor "" is not aof, rdb or nordb`},
+			`port -1 is not between 1 and 65535; unknown flavor "": use aof (AOF+RDB), rdb (RDB only) or nordb (memory only)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

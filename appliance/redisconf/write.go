@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
+
+	"github.com/redis-appliance/redis-appliance/appliance/atomicfile"
 )
 
 // FileMode is the mode of a written redis.conf: it holds the database's
@@ -32,44 +33,8 @@ func WriteFile(path string, data []byte, uid, gid int) (changed bool, err error)
 		return false, fmt.Errorf("write %s: read current file: %w", path, err)
 	}
 
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, fmt.Errorf("write %s: create temporary file: %w; does %s exist and is it writable?", path, err, dir)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-
-	// Set mode and owner before any secret is written, so the file is never
-	// readable by anyone else, even for a moment.
-	if err := tmp.Chmod(FileMode); err != nil {
-		return false, fmt.Errorf("write %s: chmod temporary file: %w", path, err)
-	}
-	if uid >= 0 || gid >= 0 {
-		if err := tmp.Chown(uid, gid); err != nil {
-			return false, fmt.Errorf("write %s: chown temporary file to %d:%d: %w; the agent must run as root to write for another user", path, uid, gid, err)
-		}
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return false, fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("write %s: close: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return false, fmt.Errorf("write %s: rename into place: %w", path, err)
-	}
-	// The rename is durable only once the directory entry is on disk.
-	if err := syncDir(dir); err != nil {
-		return true, fmt.Errorf("write %s: sync directory: %w", path, err)
+	if err := atomicfile.WriteOwned(path, data, FileMode, uid, gid); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -93,13 +58,4 @@ func fixMeta(path string, uid, gid int) error {
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/redis-appliance/redis-appliance/appliance/atomicfile"
 )
 
 // keySize is an AES-256 key.
@@ -35,8 +37,8 @@ func LoadOrCreate(path string) (*Keyring, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create key directory: %w", err)
 		}
-		if err := os.WriteFile(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("write cluster key %s: %w", path, err)
+		if err := atomicfile.Write(path, key, 0o600); err != nil {
+			return nil, fmt.Errorf("write cluster key: %w", err)
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("read cluster key %s: %w", path, err)
@@ -72,11 +74,7 @@ func WriteKey(path string, key []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, key, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, key, 0o600)
 }
 
 // New returns a keyring over a 32-byte key.

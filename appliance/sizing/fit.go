@@ -200,8 +200,8 @@ func nowNeed(plan int64) int64 { return addClamp(InstanceOverhead, plan) }
 // It returns nil, an error wrapping ErrBelowMinimum, an error for an unknown
 // flavor, or a *FitError.
 func Check(hw Hardware, p Policy, alloc Allocation, flavor raftstate.Flavor, maxmemory int64, node string) error {
-	if !flavor.Valid() {
-		return fmt.Errorf("unknown flavor %q; use %s", flavor, flavorList())
+	if err := flavor.Check(); err != nil {
+		return err
 	}
 	minimum := max(p.MinMemory, 1)
 	if maxmemory < minimum {
@@ -318,12 +318,4 @@ func freeFigure(formatted string, free int64) string {
 		return "none free"
 	}
 	return formatted + " free"
-}
-
-func flavorList() string {
-	names := make([]string, len(raftstate.Flavors))
-	for i, f := range raftstate.Flavors {
-		names[i] = string(f)
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

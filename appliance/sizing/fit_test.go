@@ -245,7 +245,7 @@ func TestCheck_BadRequests(t *testing.T) {
 		{"just below minimum", DefaultPolicy(roomy), raftstate.FlavorRDB, 16*MiB - 1,
 			"memory 16777215 bytes is below the minimum plan of 16777216 bytes; use --memory 16mb or more", true},
 		{"unknown flavor", DefaultPolicy(roomy), "fast", GiB,
-			`unknown flavor "fast"; use aof, rdb or nordb`, false},
+			`unknown flavor "fast": use aof (AOF+RDB), rdb (RDB only) or nordb (memory only)`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

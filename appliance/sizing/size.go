@@ -53,13 +53,22 @@ var units = map[string]int64{
 	"t": TiB, "tb": TiB, "tib": TiB,
 }
 
+// MaxSizeText is the longest size text ParseSize reads.
+const MaxSizeText = 32
+
 // ParseSize reads a size as users type it for --memory: a whole or decimal
 // number with an optional binary unit, case-insensitive ("256mb", "1.5gb",
 // "512m", "2G", "64kb", "1048576" bytes, and "256 MiB" as FormatSize prints
 // it). Fractions of a byte are dropped. It refuses empty, zero, negative and
-// unparsable input and sizes beyond int64, with an error wrapping
-// ErrInvalidSize that shows the input and an example.
+// unparsable input, input longer than MaxSizeText and sizes beyond int64,
+// with an error wrapping ErrInvalidSize that shows the input and an
+// example.
 func ParseSize(s string) (int64, error) {
+	if len(s) > MaxSizeText {
+		// Before any arithmetic: a size is never this long, and exact
+		// arithmetic on a long enough number costs real CPU.
+		return 0, &sizeError{input: s[:MaxSizeText] + "…", reason: fmt.Sprintf("it is longer than %d characters", MaxSizeText)}
+	}
 	in := strings.ToLower(strings.TrimSpace(s))
 	if in == "" {
 		return 0, &sizeError{input: s, reason: "it is empty"}

@@ -3,6 +3,7 @@ package sizing
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -71,6 +72,7 @@ func TestParseSize_Refuses(t *testing.T) {
 		{"8388608tb", `invalid memory "8388608tb": it is too large; use a number with a unit, e.g. 256mb or 2gb`},
 		{"9223372036854775808", `invalid memory "9223372036854775808": it is too large; use a number with a unit, e.g. 256mb or 2gb`},
 		{"99999999999999999999999999gb", `invalid memory "99999999999999999999999999gb": it is too large; use a number with a unit, e.g. 256mb or 2gb`},
+		{strings.Repeat("9", 33), `invalid memory "` + strings.Repeat("9", 32) + `…": it is longer than 32 characters; use a number with a unit, e.g. 256mb or 2gb`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -190,4 +192,49 @@ func TestFormatPair(t *testing.T) {
 			t.Errorf("formatPair(%d, %d) = %q, %q; want %q, %q", tt.a, tt.b, sa, sb, tt.wantA, tt.wantB)
 		}
 	}
+}
+
+// A size over MaxSizeText characters is refused before any arithmetic:
+// parsing a 512 KiB number used to take most of a second of CPU.
+func TestParseSize_RefusesLongInputCheaply(t *testing.T) {
+	huge := strings.Repeat("9", 512<<10) + "gb"
+	res := testing.Benchmark(func(b *testing.B) {
+		for range b.N {
+			if _, err := ParseSize(huge); err == nil {
+				b.Fatal("a 512 KiB size was accepted")
+			}
+		}
+	})
+	// Refused without reading the number: no allocation that grows with it.
+	if per := res.AllocedBytesPerOp(); per > 4096 {
+		t.Errorf("refusing a 512 KiB size allocates %d bytes per call; want it refused before the number is read", per)
+	}
+}
+
+// FuzzParseSize: whatever the input, ParseSize never panics, never returns
+// a size of zero or less without an error, and a size it accepts (below
+// a PiB, the largest unit it reads) prints back (FormatSize) as text it
+// accepts again.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"256mb", "1.5gb", "0", "-1", "9223372036854775807", "8388607.9tb", "1 2gb", "256 MiB", ".5", strings.Repeat("9", 40)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseSize(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidSize) {
+				t.Fatalf("ParseSize(%q) error %v does not wrap ErrInvalidSize", s, err)
+			}
+			return
+		}
+		if n <= 0 {
+			t.Fatalf("ParseSize(%q) = %d with no error", s, n)
+		}
+		if len(s) > MaxSizeText {
+			t.Fatalf("ParseSize accepted %d characters", len(s))
+		}
+		if _, err := ParseSize(FormatSize(n)); err != nil && n < PiB {
+			t.Fatalf("ParseSize(FormatSize(%d) = %q): %v", n, FormatSize(n), err)
+		}
+	})
 }

@@ -31,6 +31,7 @@ a unix socket. Logs go to stderr (the journal under systemd).`,
 			if err != nil {
 				return err
 			}
+			cfg.AgentVersion = version
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type API interface {
 	DatabaseURL(ctx context.Context, name string) (api.URL, error)
 	Versions(ctx context.Context) ([]api.Version, error)
 	CreateDatabase(ctx context.Context, req api.CreateDatabaseRequest) (api.Database, error)
+	ValidateDatabase(ctx context.Context, req api.CreateDatabaseRequest) (api.CreatePlan, error)
 	RestartDatabase(ctx context.Context, name string) (api.Database, error)
 	DeleteDatabase(ctx context.Context, name string) error
 	DrainNode(ctx context.Context, name string) (api.DrainResponse, error)
@@ -164,6 +166,44 @@ func (s *Source) Versions() tea.Cmd {
 		v, err := s.api.Versions(ctx)
 		return VersionsMsg{Versions: v, Err: s.explain(err)}
 	}
+}
+
+// ValidationMsg is the answer to Validate: the plan, or why not.
+type ValidationMsg struct {
+	// Request is what was asked, so that an answer to a request the
+	// form no longer describes is not taken for the current one.
+	Request api.CreateDatabaseRequest
+	Plan    api.CreatePlan
+	Err     error
+}
+
+// Validate asks the agent whether it would create req now, and where,
+// without creating anything. It is bounded by the Source's timeout, like a
+// read: it changes nothing, and a form waiting on it must not wait long.
+func (s *Source) Validate(req api.CreateDatabaseRequest) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		defer cancel()
+		p, err := s.api.ValidateDatabase(ctx, req)
+		return ValidationMsg{Request: req, Plan: p, Err: s.explain(err)}
+	}
+}
+
+// Refused says err is the agent's verdict on a request: an *api.Error with
+// 400, 404, 409 or 422, the statuses with which the agent refuses a create
+// (or its validation) for what it asks. Anything else (no answer, 503
+// without a leader, 405 from a leader too old to validate) says nothing
+// about the request: a create may still succeed.
+func Refused(err error) bool {
+	var e *api.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 // Action is a change the UI asks the agent for.

@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,10 @@ func (slowAPI) ListDatabases(ctx context.Context) ([]api.Database, error) {
 	return nil, ctx.Err()
 }
 func (slowAPI) Events(ctx context.Context) ([]api.Event, error) { <-ctx.Done(); return nil, ctx.Err() }
+func (slowAPI) ValidateDatabase(ctx context.Context, _ api.CreateDatabaseRequest) (api.CreatePlan, error) {
+	<-ctx.Done()
+	return api.CreatePlan{}, ctx.Err()
+}
 
 // TestRefreshIsBounded: an agent that hangs costs one timeout, and the
 // error says what happened in words.
@@ -131,5 +136,45 @@ func TestFailoverCarriesTheTarget(t *testing.T) {
 	}
 	if msg.Failover.WritePauseMs != 9.8 || msg.Failover.To != "n3" || msg.Database.Epoch != 4 {
 		t.Fatalf("result lost: %+v", msg)
+	}
+}
+
+// TestValidateIsBounded: a validation the agent does not answer costs the
+// Source's timeout, not the two minutes of an action, and is not taken
+// for a refusal of the request.
+func TestValidateIsBounded(t *testing.T) {
+	s := source.New(context.Background(), slowAPI{}, 50*time.Millisecond)
+	req := api.CreateDatabaseRequest{Name: "cache-2", Memory: "256mb"}
+	start := time.Now()
+	msg := s.Validate(req)().(source.ValidationMsg)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("validate took %v", d)
+	}
+	if msg.Request != req || msg.Err == nil || !strings.Contains(msg.Err.Error(), "the agent did not answer within 50ms") {
+		t.Fatalf("got %+v", msg)
+	}
+	if source.Refused(msg.Err) {
+		t.Fatal("no answer was taken for a refusal")
+	}
+}
+
+// TestRefused: only the agent's answers about the request itself are
+// refusals; a leader too old to validate (405), no leader (503) or no
+// answer say nothing about it.
+func TestRefused(t *testing.T) {
+	for err, want := range map[error]bool{
+		&api.Error{Status: 400, Message: "name must start with a letter"}:           true,
+		&api.Error{Status: 404, Message: `source database "x" does not exist`}:      true,
+		&api.Error{Status: 409, Message: `database "cache" already exists`}:         true,
+		&api.Error{Status: 422, Message: "node n2 has 1.3 GiB free"}:                true,
+		&api.Error{Status: 405, Message: "agent answered 405 Method Not Allowed"}:   false,
+		&api.Error{Status: 503, Message: "no leader: the cluster has no leader"}:    false,
+		fmt.Errorf("validate: %w", &api.Error{Status: 409, Message: "wrapped"}):     true,
+		errors.New("talk to agent on /run/redis-appliance/api.sock: reset by peer"): false,
+		nil: false,
+	} {
+		if got := source.Refused(err); got != want {
+			t.Errorf("%v: %v, want %v", err, got, want)
+		}
 	}
 }

@@ -4,17 +4,20 @@
 // instead: only the name and, optionally, the node are asked, the rest is
 // the source's.
 //
-// It checks what it can before anything is sent, with the rules the agent
-// applies: the name against raftstate.NameRE, the plan with
-// sizing.ParseSize and the minimum plan, the replicas as a whole number,
-// and the fit with sizing.Check against the nodes' last reported hardware
-// and allocations: the primary's node, and as many other nodes with room as
-// there are replicas. The agent stays the judge: whatever it answers is
-// shown in the form, which stays open so the user can correct it.
+// The form decides none of the agent's rules: whether the name is allowed
+// or taken, the plan readable and big enough, the version installed, the
+// replicas placeable, each instance's fit on its node. Each is decided once,
+// by the agent, and the form asks it (ValidateMsg, answered by the agent's
+// validate-only request) when a field is left and before a create, then
+// shows the answer as it is: the refusal, written for people, or where
+// each instance would go and what it needs. Asking when a field is left,
+// not on every key, keeps typing from sending a request per key; asking
+// again before a create means a refusal seen earlier never blocks a create
+// the agent would now take. The create's own answer is what counts in the
+// end, and is shown in the form, which stays open to be corrected.
 package createform
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -24,17 +27,22 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
-	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/tui/components"
 	"github.com/redis-appliance/redis-appliance/tui/layout"
+	"github.com/redis-appliance/redis-appliance/tui/source"
 	"github.com/redis-appliance/redis-appliance/tui/uictx"
 )
 
 // SubmitMsg asks for the database the form describes.
 type SubmitMsg struct{ Request api.CreateDatabaseRequest }
+
+// ValidateMsg asks the agent whether it would create Request, and where;
+// its answer comes back to Update as a source.ValidationMsg.
+type ValidateMsg struct{ Request api.CreateDatabaseRequest }
 
 // CancelMsg asks to close the form. Pending says a create is still
 // waiting for the agent: it goes on, only the form goes away.
@@ -54,8 +62,7 @@ const (
 
 // The fields of each form, in the order tab visits them. Replicas come
 // after the node: the node places the primary, each replica goes on
-// another. On a one-node cluster there is no other node, and the field is
-// left out (see replicasOffered).
+// another.
 var (
 	databaseFields = []field{fName, fMemory, fFlavor, fVersion, fNode, fReplicas, fSubmit}
 	linkedFields   = []field{fName, fNode, fSubmit}
@@ -67,6 +74,25 @@ var flavors = []choice{
 	{"aof", "aof", "AOF + RDB: every write logged, fsync every second"},
 	{"rdb", "rdb", "RDB snapshots only: may lose the last minutes"},
 	{"nordb", "nordb", "memory only: a restart empties it"},
+}
+
+// roleReplica is the role of a replica instance in the API.
+const roleReplica = "replica"
+
+// check is a request the agent was asked to validate, and its answer.
+type check struct {
+	asked bool
+	req   api.CreateDatabaseRequest
+	// done says the answer came: plan, or err.
+	done bool
+	plan api.CreatePlan
+	err  error
+}
+
+// settled says the answer holds for its request: in flight, accepted or
+// refused. An agent that could not answer is asked again.
+func (c check) settled(req api.CreateDatabaseRequest) bool {
+	return c.asked && c.req == req && (!c.done || c.err == nil || source.Refused(c.err))
 }
 
 // Model is the form.
@@ -85,12 +111,15 @@ type Model struct {
 	version  int
 	nodes    []api.Node
 	node     int // 0 is "auto"
-	existing map[string]bool
-	// tried is set by a submit that failed validation: from then on every
-	// error shows, not only those of fields already typed in.
-	tried   bool
+	// check is the last validation asked of the agent; submitting says a
+	// create waits for its answer.
+	check      check
+	submitting bool
+	// pending says a create was sent at since; sent is its request, and
+	// apiErr the agent's refusal of it.
 	pending bool
 	since   time.Time
+	sent    api.CreateDatabaseRequest
 	apiErr  error
 	width   int
 	height  int
@@ -153,7 +182,7 @@ func (m *Model) SetVersions(vs []api.Version, err error) {
 		}
 		detail := v.Full
 		if v.Status != "supported" {
-			detail += ", " + string(v.Status)
+			detail += ", " + v.Status
 		}
 		if v.Default {
 			detail += ", the default"
@@ -172,7 +201,7 @@ func (m *Model) SetVersions(vs []api.Version, err error) {
 	}
 }
 
-// SetNodes sets the nodes offered and checked against.
+// SetNodes sets the nodes offered for the primary.
 func (m *Model) SetNodes(nodes []api.Node) {
 	cur := m.nodeName()
 	m.nodes = nodes
@@ -182,24 +211,22 @@ func (m *Model) SetNodes(nodes []api.Node) {
 			m.node = i + 1
 		}
 	}
-	if m.focus == fReplicas && !m.replicasOffered() {
-		m.setFocus(fNode)
-	}
-}
-
-// SetDatabases sets the names already taken.
-func (m *Model) SetDatabases(dbs []api.Database) {
-	m.existing = make(map[string]bool, len(dbs))
-	for _, db := range dbs {
-		m.existing[db.Name] = true
-	}
 }
 
 // SetPending marks the create as sent at since.
-func (m *Model) SetPending(since time.Time) { m.pending, m.since, m.apiErr = true, since, nil }
+func (m *Model) SetPending(since time.Time) {
+	m.pending, m.since, m.sent, m.apiErr = true, since, m.Request(), nil
+}
 
-// SetResult records the agent's answer: nil, or the error to show.
-func (m *Model) SetResult(err error) { m.pending, m.apiErr = false, err }
+// SetResult records the agent's answer: nil, or the error to show. A
+// refusal stands for the request's check too: the create is the later
+// answer, so a submit asks the agent again before sending it again.
+func (m *Model) SetResult(err error) {
+	m.pending, m.apiErr = false, err
+	if source.Refused(err) && m.check.req == m.sent {
+		m.check.done, m.check.err = true, err
+	}
+}
 
 // Pending says a create is waiting for the agent.
 func (m Model) Pending() bool { return m.pending }
@@ -216,15 +243,13 @@ func (m Model) nodeName() string {
 
 // Request returns the request the form describes. A linked replica's
 // version, flavor and plan are left to the agent, which takes the
-// source's.
+// source's. Replicas that are not a whole number count as none here; the
+// form never sends such a request (see replicasErr).
 func (m Model) Request() api.CreateDatabaseRequest {
 	if m.source != nil {
 		return api.CreateDatabaseRequest{Name: m.Name(), Node: m.nodeName(), Follows: m.source.Name}
 	}
 	n, _ := m.replicaCount()
-	if !m.replicasOffered() {
-		n = 0
-	}
 	return api.CreateDatabaseRequest{
 		Name:     m.Name(),
 		Memory:   strings.TrimSpace(m.memory.Value()),
@@ -242,177 +267,76 @@ func (m Model) replicaCount() (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("replicas must be a whole number, 0 or more, not %q", s)
+	if err != nil {
+		return 0, fmt.Errorf("replicas must be a whole number, not %q", s)
 	}
 	return n, nil
 }
 
-// nameErr checks the name with the agent's rule.
-func (m Model) nameErr() error {
-	n := m.Name()
-	switch {
-	case n == "":
-		return errors.New("a name is required")
-	case !raftstate.NameRE.MatchString(n):
-		return errors.New("lowercase letters, digits, hyphens; a letter first; 40 at most")
-	case m.existing[n]:
-		return fmt.Errorf("a database called %s already exists", n)
-	}
-	return nil
-}
-
-// plan parses the memory plan with the agent's rules; a linked replica's
-// is its source's.
-func (m Model) plan() (int64, error) {
+// replicasErr is the one check the form makes itself, and it is not one
+// of the agent's rules: the request carries the replicas as a number, so
+// text that is not one cannot be sent, to be validated or created. How
+// many replicas are allowed (0 or more, one node each) is the agent's to
+// say.
+func (m Model) replicasErr() error {
 	if m.source != nil {
-		return m.source.MemoryBytes, nil
-	}
-	s := strings.TrimSpace(m.memory.Value())
-	if s == "" {
-		return 0, errors.New("a memory plan is required, e.g. 256mb")
-	}
-	n, err := sizing.ParseSize(s)
-	if err != nil {
-		return 0, err
-	}
-	if n < sizing.MinPlan {
-		return 0, fmt.Errorf("%s is below the minimum plan of %s", sizing.FormatSize(n), sizing.FormatSize(sizing.MinPlan))
-	}
-	return n, nil
-}
-
-// take says whether node n can take one more instance of the plan, as
-// the agent's placement decides: not draining, heard from lately, with
-// room. known is false when n has not reported its hardware: then the form
-// says nothing, rather than guess.
-func (m Model) take(n api.Node, plan int64) (known bool, err error) {
-	switch {
-	case n.Draining:
-		return true, fmt.Errorf("node %s is draining and takes no new databases", n.Name)
-	case n.Hardware.MemTotal == 0:
-		return false, nil
-	case !n.Healthy:
-		return true, fmt.Errorf("node %s has not reported for a while (no heartbeat); it cannot take new databases now", n.Name)
-	}
-	alloc := sizing.Allocation{Memory: n.AllocatedMemory, Disk: n.AllocatedDisk}
-	flavor := raftstate.Flavor(flavors[m.flavor].value)
-	return true, sizing.Check(n.Hardware, sizing.DefaultPolicy(n.Hardware), alloc, flavor, plan, n.Name)
-}
-
-// fitErr runs the agent's fit check for the primary against the nodes as
-// last reported: the chosen node, or with automatic placement every node
-// (an error only when none fits). It says nothing while the data is stale,
-// rather than guess.
-func (m Model) fitErr(plan int64) error {
-	if m.ctx.Stale || len(m.nodes) == 0 {
 		return nil
 	}
-	if m.node > 0 {
-		_, err := m.take(m.nodes[m.node-1], plan)
-		return err
-	}
-	var first error
-	for _, n := range m.nodes {
-		known, err := m.take(n, plan)
-		if !known || err == nil {
-			return nil
-		}
-		if first == nil && !n.Draining {
-			first = err
-		}
-	}
-	if first == nil {
-		first = errors.New("no node can take new databases (all draining?); see the cluster view")
-	}
-	return first
+	_, err := m.replicaCount()
+	return err
 }
 
-// replicasErr checks that the primary and its replicas can each have a
-// node of their own with room, as the agent places them.
-func (m Model) replicasErr(plan int64, replicas int) error {
-	if replicas == 0 || m.ctx.Stale || len(m.nodes) == 0 {
+// complete says the form has what a request needs before the agent is
+// worth asking while the user fills it in: a name and, unless the plan is
+// the source's, a plan. It refuses nothing (a submit asks the agent
+// whatever is typed); it keeps the agent's "a memory plan is required"
+// from showing before the user reached the field.
+func (m Model) complete() bool {
+	return m.Name() != "" && (m.source != nil || strings.TrimSpace(m.memory.Value()) != "")
+}
+
+// validate asks the agent about the request the form describes, unless
+// its answer is on the way or holds already. The answer to come is newer
+// than a create's refusal, which it replaces on screen.
+func (m *Model) validate() tea.Cmd {
+	req := m.Request()
+	if m.check.settled(req) {
 		return nil
 	}
-	noun := "replicas"
-	if replicas == 1 {
-		noun = "replica"
-	}
-	if need := replicas + 1; need > len(m.nodes) {
-		return fmt.Errorf("%d %s need %d nodes (each instance on its own node); the cluster has %d: ask for fewer, or add nodes with redis-appliance cluster join",
-			replicas, noun, need, len(m.nodes))
-	}
-	pin := m.nodeName()
-	var room, without []string
-	others := 0
-	for _, n := range m.nodes {
-		known, err := m.take(n, plan)
-		switch {
-		case !known || err == nil:
-			room = append(room, n.Name)
-			if n.Name != pin {
-				others++
-			}
-		case n.Draining:
-			without = append(without, n.Name+" is draining")
-		case !n.Healthy:
-			without = append(without, n.Name+" is not reporting")
-		default:
-			without = append(without, n.Name+" lacks room")
-		}
-	}
-	need := replicas + 1
-	if pin != "" {
-		need = replicas
-	}
-	if others >= need {
-		return nil
-	}
-	have := "no node has room"
-	switch len(room) {
-	case 0:
-	case 1:
-		have = "only " + room[0] + " has room"
-	default:
-		have = "only " + strings.Join(room, ", ") + " have room"
-	}
-	return fmt.Errorf("the primary and %d %s need %d nodes with room, one each; %s (%s): ask for fewer replicas or a smaller plan, or add a node",
-		replicas, noun, replicas+1, have, strings.Join(without, ", "))
+	m.check, m.submitting, m.apiErr = check{asked: true, req: req}, false, nil
+	return func() tea.Msg { return ValidateMsg{Request: req} }
 }
 
-// problems returns every reason the form cannot be sent, by field.
-func (m Model) problems() map[field]error {
-	p := map[field]error{}
-	if err := m.nameErr(); err != nil {
-		p[fName] = err
-	}
-	plan, err := m.plan()
-	if err != nil {
-		p[fMemory] = err
-		return p
-	}
-	if err := m.fitErr(plan); err != nil {
-		p[fNode] = err
-	}
-	if !m.replicasOffered() {
-		return p
-	}
-	n, err := m.replicaCount()
-	if err == nil {
-		err = m.replicasErr(plan, n)
-	}
-	if err != nil {
-		p[fReplicas] = err
-	}
-	return p
-}
-
-// Update edits the fields and submits or cancels.
+// Update edits the fields, asks the agent about them, and submits or
+// cancels.
 func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
-	k, ok := msg.(tea.KeyMsg)
-	if !ok {
+	switch msg := msg.(type) {
+	case source.ValidationMsg:
+		return m.onValidation(msg)
+	case tea.KeyMsg:
+		return m.onKey(msg)
+	}
+	return m, nil
+}
+
+// onValidation records the agent's answer to the last request asked, and
+// sends a create that waited for it unless the agent refused it. An
+// agent that could not answer does not hold the create back: the create
+// gets the agent's own answer.
+func (m Model) onValidation(msg source.ValidationMsg) (Model, tea.Cmd) {
+	if !m.check.asked || m.check.done || msg.Request != m.check.req {
+		// The answer to a question since replaced by another.
 		return m, nil
 	}
+	m.check.done, m.check.plan, m.check.err = true, msg.Plan, msg.Err
+	if !m.submitting || m.pending || msg.Request != m.Request() || source.Refused(msg.Err) {
+		m.submitting = false
+		return m, nil
+	}
+	return m.send(msg.Request)
+}
+
+func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 	km := m.ctx.Keys
 	if key.Matches(k, km.Back) {
 		pending := m.pending
@@ -425,11 +349,9 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 	case key.Matches(k, km.Submit), k.Type == tea.KeyEnter && m.focus == fSubmit:
 		return m.submit()
 	case k.Type == tea.KeyEnter, key.Matches(k, km.NextField):
-		m.move(+1)
-		return m, nil
+		return m.move(+1)
 	case key.Matches(k, km.PrevField):
-		m.move(-1)
-		return m, nil
+		return m.move(-1)
 	}
 	switch m.focus {
 	case fName, fMemory, fReplicas:
@@ -441,7 +363,7 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 			in = &m.replicas
 		}
 		var cmd tea.Cmd
-		*in, cmd = in.Update(msg)
+		*in, cmd = in.Update(k)
 		return m, cmd
 	case fFlavor, fVersion, fNode:
 		d := 0
@@ -468,31 +390,21 @@ func (m *Model) cycle(d int) {
 	}
 }
 
-func (m *Model) move(d int) {
+// move goes to the next or previous field; leaving a field is when the
+// agent is asked about what it now holds.
+func (m Model) move(d int) (Model, tea.Cmd) {
 	i := 0
-	fields := m.activeFields()
-	for j, f := range fields {
+	for j, f := range m.fields {
 		if f == m.focus {
 			i = j
 		}
 	}
-	n := len(fields)
-	m.setFocus(fields[((i+d)%n+n)%n])
-}
-
-// replicasOffered says the replicas field is in the form: not for a
-// linked replica, and not on a cluster known to have one node, where a
-// replica would have nowhere to go.
-func (m Model) replicasOffered() bool {
-	return m.source == nil && len(m.nodes) != 1
-}
-
-// activeFields are the fields tab visits now.
-func (m Model) activeFields() []field {
-	if m.replicasOffered() {
-		return m.fields
+	n := len(m.fields)
+	m.setFocus(m.fields[((i+d)%n+n)%n])
+	if !m.complete() || m.replicasErr() != nil {
+		return m, nil
 	}
-	return slices.DeleteFunc(slices.Clone(m.fields), func(f field) bool { return f == fReplicas })
+	return m, m.validate()
 }
 
 func (m *Model) setFocus(f field) {
@@ -510,19 +422,36 @@ func (m *Model) setFocus(f field) {
 	}
 }
 
+// submit sends the create at once if the agent accepted this very
+// request; otherwise it asks the agent first (again, if it refused it
+// before: the cluster may have changed since) and sends it unless the
+// agent refuses.
 func (m Model) submit() (Model, tea.Cmd) {
-	p := m.problems()
-	if len(p) > 0 {
-		m.tried = true
-		for _, f := range m.activeFields() {
-			if p[f] != nil {
-				m.setFocus(f)
-				break
-			}
-		}
+	if m.replicasErr() != nil {
+		m.setFocus(fReplicas)
 		return m, nil
 	}
 	req := m.Request()
+	if c := m.check; c.asked && c.req == req && c.done && c.err == nil {
+		return m.send(req)
+	}
+	if c := m.check; c.asked && c.req == req && !c.done {
+		m.submitting = true
+		return m, nil
+	}
+	// Forget the answer, so that validate asks again: a refusal may no
+	// longer hold, and is not for the form to keep deciding on.
+	m.check.asked = false
+	cmd := m.validate()
+	m.submitting = true
+	return m, cmd
+}
+
+// send submits req, and marks the form pending at once so that a second
+// key cannot send it twice before the root model records it.
+func (m Model) send(req api.CreateDatabaseRequest) (Model, tea.Cmd) {
+	m.submitting = false
+	m.SetPending(m.ctx.Now)
 	return m, func() tea.Msg { return SubmitMsg{Request: req} }
 }
 
@@ -571,7 +500,6 @@ func (l lines) fit(h int) string {
 func (m Model) View() string {
 	st := m.ctx.Styles
 	inner := min(m.width-4, 74)
-	p := m.problems()
 	var b lines
 	if src := m.source; src != nil {
 		b.add(st.Title.Render("NEW LINKED REPLICA OF "+src.Name), keep)
@@ -591,16 +519,8 @@ func (m Model) View() string {
 		}
 		b.add(mark+lbl+value, keep)
 	}
-	// note shows an error once the field was typed in or a submit was
-	// tried, or else a hint.
-	note := func(f field, typed bool, hint string) {
-		if err := p[f]; err != nil && (typed || m.tried) {
-			for _, l := range strings.Split(st.Err.Width(inner-11).Render(err.Error()), "\n") {
-				b.add(strings.Repeat(" ", 11)+l, keep)
-			}
-			return
-		}
-		b.add(strings.Repeat(" ", 11)+st.Faint.Render(layout.Truncate(hint, inner-11)), hintLine)
+	hint := func(text string) {
+		b.add(strings.Repeat(" ", 11)+st.Faint.Render(layout.Truncate(text, inner-11)), hintLine)
 	}
 	pick := func(c choice, focused bool) string {
 		v := c.label
@@ -609,55 +529,33 @@ func (m Model) View() string {
 		}
 		return layout.Pad(v, 12) + st.Faint.Render(c.detail)
 	}
-	// wide shows an error under its row, the whole width: the agent's
-	// sizing errors are long and say what to do.
-	wide := func(err error) {
-		if err != nil {
-			b.add(st.Err.Width(inner).Render(err.Error()), keep)
-		}
-	}
 
 	row(fName, "Name", m.name.View())
 	example := "cache"
 	if m.source != nil {
 		example = m.source.Name + "-copy"
 	}
-	note(fName, m.name.Value() != "", "e.g. "+example+": lowercase letters, digits and hyphens")
-	replicas, repErr := m.replicaCount()
-	if !m.replicasOffered() {
-		replicas = 0
-	}
+	hint("e.g. " + example + ": lowercase letters, digits and hyphens")
 	if m.source == nil {
 		row(fMemory, "Memory", m.memory.View())
-		hint := "e.g. 256mb or 2gb: the plan (maxmemory), at least " + sizing.FormatSize(sizing.MinPlan)
-		if plan, err := m.plan(); err == nil {
-			mem, disk := sizing.Need(raftstate.Flavor(flavors[m.flavor].value), plan)
-			hint = fmt.Sprintf("= %s; needs %s memory, %s disk on its node", sizing.FormatSize(plan), sizing.FormatSize(mem), sizing.FormatSize(disk))
-			if repErr == nil && replicas > 0 {
-				hint = fmt.Sprintf("= %s; each of %d nodes needs %s memory, %s disk", sizing.FormatSize(plan), replicas+1, sizing.FormatSize(mem), sizing.FormatSize(disk))
-			}
-		}
-		note(fMemory, m.memory.Value() != "", hint)
+		hint("e.g. 256mb or 2gb: the plan (maxmemory)")
 		row(fFlavor, "Flavor", pick(flavors[m.flavor], m.focus == fFlavor))
 		row(fVersion, "Version", pick(m.versions[m.version], m.focus == fVersion))
 	}
 	row(fNode, "Node", pick(m.nodeChoice(), m.focus == fNode))
-	wide(p[fNode])
-	switch {
-	case m.source != nil:
-	case !m.replicasOffered():
-		b.add("  "+st.Faint.Render(layout.Pad("Replicas", 9)+"none: each replica needs another node; this cluster has one"), keep)
-	default:
-		hint := "none; or copies on other nodes, to fail over to"
-		if repErr == nil && replicas > 0 {
-			hint = "a read-only copy on another node"
-			if replicas > 1 {
-				hint = fmt.Sprintf("%d read-only copies, each on another node", replicas)
-			}
+	if m.source == nil {
+		replicas, err := m.replicaCount()
+		text := "none; or copies on other nodes, to fail over to"
+		switch {
+		case err != nil:
+		case replicas == 1:
+			text = "a read-only copy on another node"
+		case replicas > 1:
+			text = fmt.Sprintf("%d read-only copies, each on another node", replicas)
 		}
-		row(fReplicas, "Replicas", layout.Pad(m.replicas.View(), 12)+st.Faint.Render(layout.Truncate(hint, inner-23)))
-		if m.replicas.Value() != "" || m.tried {
-			wide(p[fReplicas])
+		row(fReplicas, "Replicas", layout.Pad(m.replicas.View(), 12)+st.Faint.Render(layout.Truncate(text, inner-23)))
+		if err != nil {
+			b.add(st.Err.Width(inner).Render(err.Error()), keep)
 		}
 	}
 	b.add("", blank)
@@ -667,22 +565,88 @@ func (m Model) View() string {
 	} else {
 		b.add("  "+button, keep)
 	}
-
-	switch {
-	case m.pending:
-		elapsed := max(0, m.ctx.Now.Sub(m.since))
-		b.add("", blank)
-		b.add(st.Info.Width(inner).Render(fmt.Sprintf("Creating %s… %s. The agent answers once redis-server runs; esc hides this form, the creation goes on.", m.Name(), uictx.FormatAge(elapsed))), keep)
-	case m.apiErr != nil:
-		b.add("", blank)
-		b.add(st.Err.Width(inner).Render("The agent refused: "+m.apiErr.Error()), keep)
-	default:
-		b.add("", blank)
-	}
+	b.add("", blank)
+	m.answer(&b, inner)
 	b.add(st.Faint.Render("enter next · ←/→ choose · ctrl+s or enter on Create · esc cancel"), keysHint)
 	// The frame takes two lines.
 	box := st.Dialog.Width(inner + 2).Render(b.fit(m.height - 2))
 	return layout.Center(box, m.width, m.height)
+}
+
+// answer draws what the agent said about the request on screen, under
+// the button: the create under way or refused, or else the check of the
+// request as it stands. An answer about another request is not shown: it
+// would pass for this one's.
+func (m Model) answer(b *lines, inner int) {
+	st := m.ctx.Styles
+	wrap := func(s lipgloss.Style, text string, spare int) { b.add(s.Width(inner).Render(text), spare) }
+	req := m.Request()
+	c := m.check
+	switch {
+	case m.pending:
+		elapsed := max(0, m.ctx.Now.Sub(m.since))
+		wrap(st.Info, fmt.Sprintf("Creating %s… %s. The agent answers once redis-server runs; esc hides this form, the creation goes on.", m.Name(), uictx.FormatAge(elapsed)), keep)
+	case m.apiErr != nil && req == m.sent:
+		wrap(st.Err, "The agent refused: "+m.apiErr.Error(), keep)
+	case m.replicasErr() != nil:
+		// Nothing can be asked until the replicas are a number, and the
+		// error under the field says so; an answer would be about none.
+	case !c.asked || c.req != req:
+		if m.complete() {
+			wrap(st.Faint, "The agent checks the request when you leave a field.", hintLine)
+		} else {
+			wrap(st.Faint, "The agent checks the request once it has "+m.wanted()+".", hintLine)
+		}
+	case !c.done && m.submitting:
+		wrap(st.Info, "Asking the agent, then creating "+req.Name+"…", keep)
+	case !c.done:
+		wrap(st.Faint, "Asking the agent…", keep)
+	case c.err == nil:
+		where, needs := placement(c.plan)
+		line := "✓ " + where + " · " + needs
+		if layout.Width(line) > inner {
+			// Broken where the sense breaks, not wherever the width ends.
+			line = "✓ " + where + "\n  " + needs
+		}
+		wrap(st.OK, line, keep)
+	case source.Refused(c.err):
+		wrap(st.Err, "The agent would refuse: "+c.err.Error(), keep)
+	default:
+		wrap(st.Warn, "Not checked: "+c.err.Error()+". Create still sends it; the agent decides then.", keep)
+	}
+}
+
+// wanted says what the form lacks before the agent is asked.
+func (m Model) wanted() string {
+	if m.source != nil {
+		return "a name"
+	}
+	return "a name and a plan"
+}
+
+// placement says where the agent would put each instance ("primary on n2
+// :6401, replicas on n1, n3") and what each takes on its node ("each needs
+// 1.3 GiB memory, 2.5 GiB disk").
+func placement(p api.CreatePlan) (where, needs string) {
+	var primary api.Instance
+	var replicas []string
+	for _, in := range p.Database.Instances {
+		if in.Role == roleReplica {
+			replicas = append(replicas, in.Node)
+		} else {
+			primary = in
+		}
+	}
+	where, needs = fmt.Sprintf("on %s :%d", primary.Node, primary.Port), "needs"
+	if len(replicas) > 0 {
+		noun := "replica"
+		if len(replicas) > 1 {
+			noun = "replicas"
+		}
+		where = fmt.Sprintf("primary on %s :%d, %s on %s", primary.Node, primary.Port, noun, strings.Join(replicas, ", "))
+		needs = "each needs"
+	}
+	return where, fmt.Sprintf("%s %s memory, %s disk", needs, sizing.FormatSize(p.NeedMemory), sizing.FormatSize(p.NeedDisk))
 }
 
 func (m Model) nodeChoice() choice {

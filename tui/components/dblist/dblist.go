@@ -20,7 +20,6 @@ import (
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
-	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/tui/components"
 	"github.com/redis-appliance/redis-appliance/tui/components/gauge"
 	"github.com/redis-appliance/redis-appliance/tui/components/table"
@@ -342,10 +341,16 @@ func CompareVersions(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// The roles of instances as the API reports them (api.Instance.Role).
+const (
+	rolePrimary = "primary"
+	roleReplica = "replica"
+)
+
 // PrimaryNode returns the node of a database's primary instance.
 func PrimaryNode(db api.Database) string {
 	for _, in := range db.Instances {
-		if in.Role == string(raftstate.RolePrimary) {
+		if in.Role == rolePrimary {
 			return in.Node
 		}
 	}
@@ -357,7 +362,7 @@ func PrimaryNode(db api.Database) string {
 func Replicas(db api.Database) []api.Instance {
 	var out []api.Instance
 	for _, in := range db.Instances {
-		if in.Role == string(raftstate.RoleReplica) {
+		if in.Role == roleReplica {
 			out = append(out, in)
 		}
 	}

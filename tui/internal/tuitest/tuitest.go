@@ -259,21 +259,24 @@ func Databases(n int) []api.Database {
 }
 
 // Nodes returns three nodes: n1 the leader, n2 a healthy follower, n3 a
-// draining follower the leader lost contact with.
+// draining follower the leader lost contact with. Their reserves are what
+// the agent keeps by default on such hardware (16 GiB of memory, 200 GiB of
+// disk): a tenth of the memory and a twentieth of the disk, and their free
+// room is what is left of it, as the agent reports them.
 func Nodes() []api.Node {
-	hw := func(memAvail, diskFree int64) sizing.Hardware {
-		return sizing.Hardware{
+	hw := func(memAvail, diskFree int64) api.Hardware {
+		return api.Hardware{
 			MemTotal: 16 * sizing.GiB, MemAvailable: memAvail, SwapTotal: 2 * sizing.GiB, SwapFree: 2 * sizing.GiB,
 			CPUs: 4, DiskPath: "/var/lib/redis-appliance", DiskTotal: 200 * sizing.GiB, DiskFree: diskFree,
 		}
 	}
-	node := func(name string, leader, healthy bool, contact float64, h sizing.Hardware, alloc int64, dbs int) api.Node {
-		p := sizing.DefaultPolicy(h)
+	node := func(name string, leader, healthy bool, contact float64, h api.Hardware, alloc int64, dbs int) api.Node {
+		reserveMem, reserveDisk := h.MemTotal/10, h.DiskTotal/20
 		return api.Node{
 			Name: name, Address: "10.0.0." + name[1:], Voter: true, Leader: leader, Healthy: healthy,
-			LastContactSeconds: contact, Hardware: h, ReservedMemory: p.ReserveMemory, ReservedDisk: p.ReserveDisk,
+			LastContactSeconds: contact, Hardware: h, ReservedMemory: reserveMem, ReservedDisk: reserveDisk,
 			AllocatedMemory: alloc, AllocatedDisk: alloc * 2,
-			FreeMemory: max(0, h.MemTotal-p.ReserveMemory-alloc), FreeDisk: max(0, h.DiskFree-p.ReserveDisk-alloc*2),
+			FreeMemory: max(0, h.MemTotal-reserveMem-alloc), FreeDisk: max(0, h.DiskFree-reserveDisk-alloc*2),
 			Databases: dbs,
 		}
 	}
