@@ -14,7 +14,7 @@ DEB_TEST    := $(DEB_RUN) redis-sentinel systemd-container python3-redis iproute
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/redis-appliance (static, CGO off)
@@ -45,8 +45,23 @@ unit: ## Unit and integration tests with the race detector (real redis-server; s
 e2e: build ## End-to-end tests in real systemd (systemd-nspawn; needs root)
 	$(GO) test -count=1 -timeout 40m ./lab/ ./e2e/
 
+# Fuzz targets, as package:function. `make test` runs each for a few
+# seconds; `make fuzz` for FUZZTIME each.
+FUZZ_TARGETS := ./appliance/sizing:FuzzParseSize ./appliance/sentinel:FuzzReadCommand \
+	./raftstate:FuzzFSMApply ./raftstate:FuzzCheckName ./raftstate:FuzzCheckInstanceID ./raftstate:FuzzCheckHost
+FUZZTIME ?= 2m
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 2m; make test runs them for 5s)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
 .PHONY: test
-test: deps-test lint unit e2e ## Every test: lint, unit, integration and real-systemd end-to-end
+test: deps-test lint unit ## Every test: lint, unit, fuzz (briefly), integration and real-systemd end-to-end
+	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) e2e
 
 .PHONY: lint
 lint: ## gofmt, go vet and the pinned staticcheck

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
 // startCluster starts n agents in this process (bootstrap: manual), inits
@@ -61,19 +62,17 @@ func startCluster(t *testing.T, n int) []*testAgent {
 			t.Fatalf("%s join: %v", a.cfg.NodeName, err)
 		}
 	}
-	// A node takes placements once the leader has its heartbeat.
-	waitUntil(t, "every node healthy at the leader", func() bool {
-		nodes, err := agents[0].client.Nodes(ctx)
-		if err != nil || len(nodes) != n {
-			return false
+	// A join returns once the leader has the node's first report: every
+	// node takes placements at once, with no wait here.
+	nodes, err := agents[0].client.Nodes(ctx)
+	if err != nil || len(nodes) != n {
+		t.Fatalf("right after the joins: %d nodes, %v", len(nodes), err)
+	}
+	for _, nd := range nodes {
+		if !nd.Healthy || nd.Hardware.MemTotal == 0 {
+			t.Fatalf("right after the joins the leader has no fresh report from %s (contact %.1fs ago): a create placing there would fail", nd.Name, nd.LastContactSeconds)
 		}
-		for _, nd := range nodes {
-			if !nd.Healthy {
-				return false
-			}
-		}
-		return true
-	})
+	}
 	return agents
 }
 
@@ -159,6 +158,39 @@ func TestCluster_ThreeNodesJoinOverTLSAndAnyNodeAnswers(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(agents[1].cfg.InstancesDir(), "orders-0")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("orders-0 still on n2 after delete: %v", err)
+	}
+}
+
+// A join returns only once the leader has the new node's first report, so
+// a database with a replica on every node can be created the moment the
+// last join returns (before, it failed for a moment with "node n3 has not
+// reported for a while").
+func TestCluster_ADatabaseWithReplicasRightAfterTheJoins(t *testing.T) {
+	agents := startCluster(t, 3)
+	ctx := ctxT(t)
+	db, err := agents[2].client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "right-away", Memory: "16mb", Flavor: "nordb", Replicas: 2})
+	if err != nil {
+		t.Fatalf("create --replicas 2 right after the joins: %v", err)
+	}
+	nodes := map[string]bool{}
+	for _, in := range db.Instances {
+		nodes[in.Node] = true
+	}
+	if len(nodes) != 3 {
+		t.Errorf("instances on %v, want one on each of the 3 nodes", nodes)
+	}
+	// Every node's record says what it runs, from its reports.
+	st, err := agents[0].client.ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		if m.FeatureLevel != raftstate.FeatureLevel {
+			t.Errorf("member %s at feature level %d, want %d", m.Name, m.FeatureLevel, raftstate.FeatureLevel)
+		}
+	}
+	if st.ClusterFeatureLevel != raftstate.FeatureLevel {
+		t.Errorf("cluster feature level %d, want %d", st.ClusterFeatureLevel, raftstate.FeatureLevel)
 	}
 }
 

@@ -179,8 +179,8 @@ type Node struct {
 	Databases          int      `json:"databases"`
 	// Versions are the catalogue versions (major.minor) the node has a
 	// redis-server for, as it last reported; nil when it has not said
-	// (an agent older than feature level 2).
-	Versions []string `json:"versions,omitempty"`
+	// (an agent older than feature level 2): null, where none is [].
+	Versions []string `json:"versions"`
 	// AgentVersion and FeatureLevel are the node's agent release and the
 	// level of Raft commands it applies, as recorded in the state.
 	AgentVersion string `json:"agent_version,omitempty"`

@@ -1,10 +1,13 @@
 package failover
 
 import (
+	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/health"
+	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
 // Observing only the instances of databases with replicas must leave the
@@ -43,5 +46,42 @@ func TestSettling_OnlyInstancesOfHADatabasesOnTheirWay(t *testing.T) {
 		if got := settling(c.obs, ha); got != c.want {
 			t.Errorf("%s: settling = %t, want %t", c.name, got, c.want)
 		}
+	}
+}
+
+// A report goes out whole when something changed, when it goes to a new
+// leader, after a failed delivery, and at least every FullReportEvery;
+// otherwise it is the light "same" report the leader only notes.
+func TestDelta_FullOnlyWhenTheLeaderNeedsIt(t *testing.T) {
+	var d delta
+	a := health.Heartbeat{Node: "n2", Instances: []health.InstanceReport{{ID: "x-0", State: "running"}}}
+	if hb := d.next(a, "n1"); hb.Same {
+		t.Fatal("the first report is light")
+	}
+	d.delivered(a, "n1", nil)
+	if hb := d.next(a, "n1"); !hb.Same || hb.Node != "n2" || hb.Instances != nil {
+		t.Fatalf("an unchanged report to the same leader: %+v, want a light one", hb)
+	}
+	d.delivered(health.Heartbeat{Node: "n2", Same: true}, "n1", nil)
+	if hb := d.next(a, "n3"); hb.Same {
+		t.Error("a report to a new leader is light; it knows nothing of this node")
+	}
+	b := health.Heartbeat{Node: "n2", Instances: []health.InstanceReport{{ID: "x-0", State: "failed"}}}
+	if hb := d.next(b, "n1"); hb.Same {
+		t.Error("a changed instance went out in a light report")
+	}
+	d.delivered(b, "n1", errors.New("timeout"))
+	if hb := d.next(b, "n1"); hb.Same {
+		t.Error("after a failed delivery the next report is light")
+	}
+	d.delivered(b, "n1", nil)
+	withEvents := b
+	withEvents.Events = []raftstate.Event{{Kind: "fenced"}}
+	if hb := d.next(withEvents, "n1"); hb.Same {
+		t.Error("events went out in a light report")
+	}
+	d.sentAt = time.Now().Add(-FullReportEvery)
+	if hb := d.next(b, "n1"); hb.Same {
+		t.Error("no full report for FullReportEvery")
 	}
 }

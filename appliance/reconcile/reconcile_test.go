@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,4 +202,93 @@ func BenchmarkReconciler_ApplyToPass(b *testing.B) {
 			b.Fatal("no pass within 10s of a commit")
 		}
 	}
+}
+
+// fixedState is a test fake of the replicated state: it serves whatever
+// state the test built, including one the FSM would refuse, to prove the
+// reconciler's own guard.
+type fixedState struct{ st *raftstate.State }
+
+func (f fixedState) State() *raftstate.State  { return f.st.Clone() }
+func (f fixedState) Changes() <-chan struct{} { return nil }
+
+// An instance ID that climbs out of the instances directory (the FSM
+// refuses it; a state that held it anyway, from a bug or an old log) is
+// refused here too: nothing outside the directory is created, written or
+// given to the instance user, and no unit is installed for it.
+func TestReconciler_RefusesAnInstanceOutsideItsDirectory(t *testing.T) {
+	base := t.TempDir()
+	instances := filepath.Join(base, "data", "instances")
+	victim := filepath.Join(base, "etc")
+	if err := os.MkdirAll(instances, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(victim, "passwd"), []byte("root:x:0:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	keys, err := secrets.LoadOrCreate(filepath.Join(base, "cluster.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := keys.Seal([]byte("pw"))
+	st := raftstate.NewState()
+	st.Nodes["n1"] = &raftstate.Node{Name: "n1"}
+	for _, id := range []string{"../../etc", "evil-0/../../../etc", "evil-0"} {
+		name := "evil"
+		if id == "evil-0" {
+			name = "other" // an ID that is not <database>-<n>
+		}
+		st.Databases[name+id[:1]] = &raftstate.Database{
+			Name: name, Version: "7.0", Flavor: raftstate.FlavorNoRDB, MemoryBytes: 16 << 20, Password: sealed,
+			Instances: []raftstate.Instance{{ID: id, Node: "n1", Port: lab.FreePort(t), Role: raftstate.RolePrimary}},
+		}
+	}
+	sup, err := systemd.NewProcess(filepath.Join(base, "supervisor"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close()
+	rec := New(Config{
+		Node: "n1", InstancesDir: instances, Bind: []string{"127.0.0.1"}, UID: 65534, GID: 65534,
+		Binary: func(string) (string, error) { return "/usr/bin/redis-server", nil },
+	}, fixedState{st}, sup, keys, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = rec.Pass(ctx)
+	if err == nil || !errors.Is(err, ErrNotLocal) || !strings.Contains(err.Error(), "../../etc") {
+		t.Fatalf("a pass over escaping IDs: %v, want them refused as not local", err)
+	}
+	if !strings.Contains(err.Error(), "evil-0") {
+		t.Errorf("an ID not of the form <database>-<n> was not refused: %v", err)
+	}
+	after, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Mode() != before.Mode() || owner(after) != owner(before) {
+		t.Errorf("the directory outside changed: mode %v → %v, owner %v → %v", before.Mode(), after.Mode(), owner(before), owner(after))
+	}
+	entries, _ := os.ReadDir(victim)
+	if len(entries) != 1 {
+		t.Errorf("files were written outside the instances directory: %v", entries)
+	}
+	if got, _ := os.ReadDir(instances); len(got) != 0 {
+		t.Errorf("the instances directory holds %v", got)
+	}
+	if units, _ := sup.List(ctx); len(units) != 0 {
+		t.Errorf("units were installed: %v", units)
+	}
+}
+
+func owner(fi os.FileInfo) [2]uint32 {
+	st := fi.Sys().(*syscall.Stat_t)
+	return [2]uint32{st.Uid, st.Gid}
 }

@@ -28,17 +28,21 @@ func newVersionsCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(rows)
 			}
-			t := newTable("VERSION", "STATUS", "DEPRECATED", "EOL", "INSTALLED", "DEFAULT")
+			t := newTable("VERSION", "STATUS", "DEPRECATED", "EOL", "INSTALLED HERE", "NODES", "DEFAULT")
 			for _, r := range rows {
 				inst := "no"
 				if r.Installed {
 					inst = joinNonEmpty(" ", r.Full, r.Path)
 				}
+				nodes := strings.Join(r.Nodes, ",")
+				if nodes == "" {
+					nodes = "-"
+				}
 				def := ""
 				if r.Default {
 					def = "*"
 				}
-				t.row(r.Version, r.Status, r.Deprecated, r.EndOfLife, inst, def)
+				t.row(r.Version, r.Status, r.Deprecated, r.EndOfLife, inst, nodes, def)
 			}
 			return t.flush()
 		},
@@ -68,6 +72,8 @@ func newNodeCmd(g *globals) *cobra.Command {
 			f := sizing.FormatSize
 			t := newTable()
 			t.row("Node:", n.Name)
+			t.row("Agent:", agentWord(n.AgentVersion, n.FeatureLevel))
+			t.row("Redis versions:", versionsWord(n.Versions))
 			t.row("Supervisor:", n.Supervisor)
 			t.row("CPUs:", hw.CPUs)
 			t.row("Memory:", fmt.Sprintf("%s total, %s available", f(hw.MemTotal), f(hw.MemAvailable)))
@@ -97,7 +103,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 				return printJSON(nodes)
 			}
 			f := sizing.FormatSize
-			t := newTable("NODE", "ADDRESS", "ROLE", "CPUS", "MEMORY", "FREE MEM", "DISK FREE", "DATABASES", "LAST CONTACT", "STATE")
+			t := newTable("NODE", "ADDRESS", "ROLE", "CPUS", "MEMORY", "FREE MEM", "DISK FREE", "DATABASES", "REDIS", "LAST CONTACT", "STATE")
 			for _, n := range nodes {
 				role := "follower"
 				if n.Leader {
@@ -107,7 +113,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 				if n.Draining {
 					state = "draining"
 				}
-				t.row(n.Name, n.Address, role, n.Hardware.CPUs, f(n.Hardware.MemTotal), f(n.FreeMemory), f(n.FreeDisk), n.Databases, contactAge(n.LastContactSeconds), state)
+				t.row(n.Name, n.Address, role, n.Hardware.CPUs, f(n.Hardware.MemTotal), f(n.FreeMemory), f(n.FreeDisk), n.Databases, versionsWord(n.Versions), contactAge(n.LastContactSeconds), state)
 			}
 			return t.flush()
 		},
@@ -187,6 +193,13 @@ func newClusterCmd(g *globals) *cobra.Command {
 			if s.RaftState != "leader" && s.Bootstrapped {
 				t.row("Last contact:", contactAge(s.LastContactSeconds))
 			}
+			t.row("Agent:", agentWord(s.AgentVersion, s.FeatureLevel))
+			if s.ClusterFeatureLevel != 0 {
+				t.row("Cluster level:", fmt.Sprintf("%d (the lowest of the voters: commands above it wait for their upgrade)", s.ClusterFeatureLevel))
+			}
+			if s.UndecodableTotal > 0 {
+				t.row("Not applied:", fmt.Sprintf("%d Raft entries this agent cannot decode (written by a newer agent): upgrade it; see docs/install.md", s.UndecodableTotal))
+			}
 			if err := t.flush(); err != nil {
 				return err
 			}
@@ -194,9 +207,9 @@ func newClusterCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			fmt.Println()
-			mt := newTable("MEMBER", "RAFT ADDRESS", "VOTER", "LEADER", "LAST CONTACT", "HEALTHY")
+			mt := newTable("MEMBER", "RAFT ADDRESS", "VOTER", "LEADER", "AGENT", "LAST CONTACT", "HEALTHY")
 			for _, m := range s.Members {
-				mt.row(m.Name, m.Address, m.Voter, m.Leader, contactAge(m.LastContactSeconds), healthWord(m.Healthy, m.LastContactSeconds))
+				mt.row(m.Name, m.Address, m.Voter, m.Leader, agentWord(m.AgentVersion, m.FeatureLevel), contactAge(m.LastContactSeconds), healthWord(m.Healthy, m.LastContactSeconds))
 			}
 			return mt.flush()
 		},
@@ -339,4 +352,25 @@ func healthWord(ok bool, age float64) string {
 		return "unknown"
 	}
 	return "no"
+}
+
+// agentWord shows an agent's release and feature level; an agent too old
+// to report them is level 1.
+func agentWord(version string, level uint32) string {
+	if version == "" {
+		version = "unknown"
+	}
+	return fmt.Sprintf("%s (level %d)", version, max(level, 1))
+}
+
+// versionsWord lists the redis-server versions a node reported; "?" for an
+// agent too old to report them.
+func versionsWord(vs []string) string {
+	switch {
+	case vs == nil:
+		return "?"
+	case len(vs) == 0:
+		return "none"
+	}
+	return strings.Join(vs, ",")
 }
