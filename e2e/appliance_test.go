@@ -62,14 +62,23 @@ func bootAgent(t testing.TB, opts lab.Options, config string) *node {
 		lab.Bind{Host: binary, Container: "/usr/bin/redis-appliance"},
 		lab.Bind{Host: agentUnit, Container: stagedUnit},
 	)
-	h := lab.Boot(t, opts)
-	n := &node{Host: h, t: t}
+	n := &node{Host: lab.Boot(t, opts), t: t}
+	n.startAgent(config, stagedUnit)
+	return n
+}
+
+// startAgent writes the agent's config (if any), installs its unit from
+// unit (a path inside the host), enables and starts it, and waits until
+// its API answers; if the test fails, the agent's journal is logged.
+func (n *node) startAgent(config, unit string) {
+	t := n.t
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), agentReadyTimeout)
 	defer cancel()
 	if config != "" {
 		n.writeFile(ctx, configPath, "0644", config)
 	}
-	n.MustExec(ctx, "install", "-m", "0644", stagedUnit, unitDir+"/"+agentName)
+	n.MustExec(ctx, "install", "-m", "0644", unit, unitDir+"/"+agentName)
 	n.MustExec(ctx, "systemctl", "daemon-reload")
 	// Type=notify: this returns once the agent has said READY=1.
 	n.MustExec(ctx, "systemctl", "enable", "--now", agentName)
@@ -82,7 +91,23 @@ func bootAgent(t testing.TB, opts lab.Options, config string) *node {
 		}
 	})
 	n.waitAgent(ctx)
-	return n
+}
+
+// steps runs named steps of a lab test in order as subtests, each with the
+// lab reporting to it; a step that stops (t.Fatal) stops the test, one
+// that only reports errors leaves the hosts for the next steps.
+func steps(t *testing.T, all *clusterLab) func(name string, f func(t *testing.T, l *clusterLab)) {
+	return func(name string, f func(t *testing.T, l *clusterLab)) {
+		t.Helper()
+		completed := false
+		t.Run(name, func(t *testing.T) {
+			f(t, all.in(t))
+			completed = true
+		})
+		if !completed {
+			t.FailNow()
+		}
+	}
 }
 
 // writeFile writes content to path inside the host (parents created) with

@@ -727,19 +727,7 @@ func TestReplication_ThreeHostLabSwitchesOverLosesNoWriteAndLinkedReplicasSurviv
 	all, gw := bootGatewayLab(t, replBridge, replPrefix, 3, 3)
 	ctx := timeout(t, 15*time.Minute)
 	t.Logf("the test process reaches the lab through the gateway address %s", gw)
-	// A step that stops (t.Fatal) stops the test; one that only reports
-	// errors leaves the hosts in a state the next steps can use.
-	step := func(name string, f func(t *testing.T, l *clusterLab)) {
-		t.Helper()
-		completed := false
-		t.Run(name, func(t *testing.T) {
-			f(t, all.in(t))
-			completed = true
-		})
-		if !completed {
-			t.FailNow()
-		}
-	}
+	step := steps(t, all)
 	var (
 		password  string   // sessions'
 		finalAddr string   // sessions' primary after the switchovers

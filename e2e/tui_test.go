@@ -206,7 +206,7 @@ func TestTUI_CreateAndDeleteInTmux(t *testing.T) {
 	// Leaving the plan asks the agent to check the create: its plan shows.
 	s.keys("Tab")
 	s.waitText("✓ on ")
-	s.keys("Tab", "Tab", "Tab")
+	s.keys("Tab", "Tab", "Tab", "Tab")
 	s.waitText("▸ [ Create ]")
 	s.keys("Enter")
 	sc := s.waitFor("tuidb running in the list", func(sc string) bool {

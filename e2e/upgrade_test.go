@@ -193,24 +193,11 @@ func bootUpgradableAgent(t testing.TB, opts lab.Options, config string, rel upRe
 		t.Fatalf("installing release %s for %s: %v", rel.version, opts.Name, err)
 	}
 	opts.Binds = append(append([]lab.Bind(nil), opts.Binds...), lab.Bind{Host: dir, Container: upReleaseDir})
-	h := lab.Boot(t, opts)
-	n := &node{Host: h, t: t}
+	n := &node{Host: lab.Boot(t, opts), t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), agentReadyTimeout)
 	defer cancel()
-	n.writeFile(ctx, configPath, "0644", config)
 	n.MustExec(ctx, "ln", "-sfn", upReleaseDir+"/redis-appliance", "/usr/bin/redis-appliance")
-	n.MustExec(ctx, "install", "-m", "0644", upReleaseDir+"/redis-appliance.service", unitDir+"/"+agentName)
-	n.MustExec(ctx, "systemctl", "daemon-reload")
-	n.MustExec(ctx, "systemctl", "enable", "--now", agentName)
-	t.Cleanup(func() {
-		if t.Failed() && n.Running() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			out, _, _ := n.Exec(ctx, "journalctl", "-u", agentName, "-u", "redis-appliance-db-*", "--no-pager", "-n", "120", "-o", "short-monotonic")
-			t.Logf("journal of the agent and instances on %s:\n%s", n.Name(), out)
-		}
-	})
-	n.waitAgent(ctx)
+	n.startAgent(config, upReleaseDir+"/redis-appliance.service")
 	return n, dir
 }
 
@@ -436,17 +423,7 @@ func TestUpgrade_RollingThreeHostsFromThePreviousReleaseLosesNoAcknowledgedWrite
 
 	all, hosts, gw := bootUpgradeLab(t, old)
 	t.Logf("the test process reaches the lab through the gateway address %s", gw)
-	step := func(name string, f func(t *testing.T, l *clusterLab)) {
-		t.Helper()
-		completed := false
-		t.Run(name, func(t *testing.T) {
-			f(t, all.in(t))
-			completed = true
-		})
-		if !completed {
-			t.FailNow()
-		}
-	}
+	step := steps(t, all)
 	var (
 		password string
 		fc       *redis.Client

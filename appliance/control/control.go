@@ -130,9 +130,10 @@ func notFound(name string) error {
 // no reconcile pass here says sooner.
 const waitPoll = 50 * time.Millisecond
 
-// waitFor polls until the database satisfies done or the wait times out; it
-// returns the last view either way.
-func (c *Controller) waitFor(ctx context.Context, name string, done func(api.Database) bool) (api.Database, error) {
+// converge asks this node for a reconcile pass and looks again after
+// each pass (or waitPoll) until done says so, ctx ends or WaitTimeout
+// passes; it reports whether done said so.
+func (c *Controller) converge(ctx context.Context, done func() bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, c.WaitTimeout)
 	defer cancel()
 	tick := time.NewTicker(waitPoll)
@@ -140,18 +141,24 @@ func (c *Controller) waitFor(ctx context.Context, name string, done func(api.Dat
 	for {
 		passed := c.rec.Passed()
 		c.rec.Trigger()
-		v, err := c.GetDatabase(ctx, name)
-		if err != nil {
-			return v, err
-		}
-		if done(v) {
-			return v, nil
+		if done() {
+			return true
 		}
 		select {
 		case <-ctx.Done():
-			return v, nil
+			return false
 		case <-passed:
 		case <-tick.C:
 		}
 	}
+}
+
+// waitFor waits until the database satisfies done or the wait times out;
+// it returns the last view either way.
+func (c *Controller) waitFor(ctx context.Context, name string, done func(api.Database) bool) (v api.Database, err error) {
+	c.converge(ctx, func() bool {
+		v, err = c.GetDatabase(ctx, name)
+		return err != nil || done(v)
+	})
+	return v, err
 }

@@ -186,23 +186,14 @@ func (c *Controller) DeleteDatabase(ctx context.Context, name string) error {
 		return err
 	}
 	c.log.Info("database deleted", "database", name)
-	ctx, cancel := context.WithTimeout(ctx, c.WaitTimeout)
-	defer cancel()
-	tick := time.NewTicker(waitPoll)
-	defer tick.Stop()
-	for {
-		passed := c.rec.Passed()
-		c.rec.Trigger()
-		if c.removedEverywhere(ctx, db) {
-			return nil
+	if !c.converge(ctx, func() bool { return c.removedEverywhere(ctx, db) }) {
+		why := fmt.Sprintf("after %s", c.WaitTimeout)
+		if ctx.Err() != nil {
+			why = ctx.Err().Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("database %q is deleted but its instances are still being removed: %w", name, ctx.Err())
-		case <-passed:
-		case <-tick.C:
-		}
+		return fmt.Errorf("database %q is deleted but its instances are still being removed (%s); see redis-appliance db list", name, why)
 	}
+	return nil
 }
 
 func (c *Controller) removedEverywhere(ctx context.Context, db *raftstate.Database) bool {

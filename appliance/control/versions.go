@@ -13,28 +13,22 @@ import (
 // restart), and which nodes reported each version.
 func (c *Controller) Versions(ctx context.Context) ([]api.Version, error) {
 	local := c.local.Refresh(ctx)
-	byVersion := map[string][]string{}
+	nodes := map[string][]string{}
 	if st := c.store(); st != nil {
 		for name, n := range st.View().Nodes {
 			if name == c.cfg.NodeName {
 				continue
 			}
 			for _, v := range n.Versions {
-				byVersion[v] = append(byVersion[v], name)
+				nodes[v] = append(nodes[v], name)
 			}
 		}
 	}
 	for _, in := range local {
-		byVersion[in.Version] = append(byVersion[in.Version], c.cfg.NodeName)
+		nodes[in.Version] = append(nodes[in.Version], c.cfg.NodeName)
 	}
-	var out []api.Version
-	for _, r := range versions.List(local, c.Now()) {
-		nodes := byVersion[r.Version]
-		slices.Sort(nodes)
-		out = append(out, api.Version{
-			Version: r.Version, Status: string(r.Status), Released: r.Released, Deprecated: r.Deprecated, EndOfLife: r.EndOfLife,
-			Installed: r.Installed, Full: r.Full, Path: r.Path, Nodes: nodes, Default: r.Default,
-		})
+	for _, ns := range nodes {
+		slices.Sort(ns)
 	}
-	return out, nil
+	return versions.List(local, nodes, c.Now()), nil
 }

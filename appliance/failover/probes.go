@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/raftstate"
@@ -28,9 +26,10 @@ type Probes struct {
 	node     string
 	fallback string // address of a node that registered none
 
-	mu      sync.Mutex
-	lastOK  map[string]time.Time // replica instance ID → last PING answered
-	clients map[string]*redis.Client
+	pool *instance.Pool // key: the primary's address and sealed password
+
+	mu     sync.Mutex
+	lastOK map[string]time.Time // replica instance ID → last PING answered
 	// synced: replica ID → the primary (host:port) it last synced with.
 	synced map[string]string
 }
@@ -38,7 +37,7 @@ type Probes struct {
 // NewProbes returns the probes of node; fallback is the address of a node
 // that registered none (see instance.Host).
 func NewProbes(node, fallback string) *Probes {
-	return &Probes{node: node, fallback: fallback, lastOK: map[string]time.Time{}, clients: map[string]*redis.Client{}, synced: map[string]string{}}
+	return &Probes{node: node, fallback: fallback, pool: instance.NewPool(instance.NameProbe, ProbeEvery), lastOK: map[string]time.Time{}, synced: map[string]string{}}
 }
 
 // Reachable reports whether the primary of replica id answered lately.
@@ -78,7 +77,7 @@ func (p *Probes) Annotate(obs []health.InstanceReport) []health.InstanceReport {
 func (p *Probes) Run(ctx context.Context, st func() *raftstate.Store, keys Opener) {
 	t := time.NewTimer(ProbeEvery)
 	defer t.Stop()
-	defer p.closeAll()
+	defer p.pool.Close()
 	// With no replica here there is nothing to probe: sleep until the
 	// state changes (a replica placed here) instead of ticking.
 	var subscribed *raftstate.Store
@@ -120,7 +119,11 @@ func (p *Probes) round(ctx context.Context, state *raftstate.State, keys Opener)
 		}
 		addr := instance.Addr(state, prim, p.fallback)
 		key := addr + "|" + string(pi.Database.Password)
-		c, err := p.client(keys, pi.Database, addr, key)
+		db := pi.Database
+		c, err := p.pool.Get(key, addr, func() (string, error) {
+			pw, err := keys.Open(db.Password)
+			return string(pw), err
+		})
 		if err != nil {
 			continue
 		}
@@ -146,40 +149,6 @@ func (p *Probes) round(ctx context.Context, state *raftstate.State, keys Opener)
 		}()
 	}
 	wg.Wait()
-	p.mu.Lock()
-	for key, c := range p.clients {
-		if !seen[key] {
-			_ = c.Close()
-			delete(p.clients, key)
-		}
-	}
-	p.mu.Unlock()
+	p.pool.Keep(seen)
 	return wait
-}
-
-// client returns the cached client for key: the primary's address and
-// the database's sealed password, so a new database on an old port gets a
-// client with its own password.
-func (p *Probes) client(keys Opener, db *raftstate.Database, addr, key string) (*redis.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.clients[key]; ok {
-		return c, nil
-	}
-	pw, err := keys.Open(db.Password)
-	if err != nil {
-		return nil, err
-	}
-	c := instance.Connect(addr, string(pw), instance.NameProbe, ProbeEvery)
-	p.clients[key] = c
-	return c, nil
-}
-
-func (p *Probes) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k, c := range p.clients {
-		_ = c.Close()
-		delete(p.clients, k)
-	}
 }

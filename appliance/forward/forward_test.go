@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis-appliance/redis-appliance/lab"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
@@ -95,12 +96,7 @@ func (n *node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(lab.FreePort(t))
 }
 
 // formCluster starts three stores on loopback (plain TCP: the transport's

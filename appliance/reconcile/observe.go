@@ -74,9 +74,8 @@ func (r *Reconciler) observe(ctx context.Context, db *raftstate.Database, in raf
 // prober keeps one small client per local instance, for INFO and for the
 // commands that change its role and fence.
 type prober struct {
-	host    string
-	mu      sync.Mutex
-	clients map[string]*redis.Client
+	host string
+	pool *instance.Pool
 }
 
 func newProber(bind []string) *prober {
@@ -84,26 +83,14 @@ func newProber(bind []string) *prober {
 	if len(bind) > 0 && bind[0] != "0.0.0.0" && bind[0] != "::" {
 		host = bind[0]
 	}
-	return &prober{host: host, clients: map[string]*redis.Client{}}
+	return &prober{host: host, pool: instance.NewPool(instance.NameAgent, probeTimeout)}
 }
 
 func (p *prober) client(keys Opener, db *raftstate.Database, in raftstate.Instance) (*redis.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	addr := net.JoinHostPort(p.host, strconv.Itoa(in.Port))
-	if c, ok := p.clients[in.ID]; ok && c.Options().Addr == addr {
-		return c, nil
-	}
-	pw, err := keys.Open(db.Password)
-	if err != nil {
-		return nil, err
-	}
-	c := instance.Connect(addr, string(pw), instance.NameAgent, probeTimeout)
-	if old, ok := p.clients[in.ID]; ok {
-		_ = old.Close()
-	}
-	p.clients[in.ID] = c
-	return c, nil
+	return p.pool.Get(in.ID, net.JoinHostPort(p.host, strconv.Itoa(in.Port)), func() (string, error) {
+		pw, err := keys.Open(db.Password)
+		return string(pw), err
+	})
 }
 
 func (p *prober) info(ctx context.Context, keys Opener, db *raftstate.Database, in raftstate.Instance) (instance.Info, error) {
@@ -116,20 +103,6 @@ func (p *prober) info(ctx context.Context, keys Opener, db *raftstate.Database, 
 	return instance.ReadInfo(ctx, c)
 }
 
-func (p *prober) forget(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.clients[id]; ok {
-		_ = c.Close()
-		delete(p.clients, id)
-	}
-}
+func (p *prober) forget(id string) { p.pool.Forget(id) }
 
-func (p *prober) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, c := range p.clients {
-		_ = c.Close()
-		delete(p.clients, id)
-	}
-}
+func (p *prober) close() { p.pool.Close() }

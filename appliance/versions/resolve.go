@@ -2,10 +2,13 @@ package versions
 
 import (
 	"errors"
+
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
 )
 
 // Errors Resolve wraps, so the API can choose a status without reading text.
@@ -189,30 +192,12 @@ func installedList(installed []Installed, now time.Time) string {
 	return strings.Join(parts, ", ")
 }
 
-// Row is one line of `redis-appliance versions`.
-type Row struct {
-	// Version is major.minor.
-	Version string `json:"version"`
-	// Status is the version's status at the time List was asked.
-	Status Status `json:"status"`
-	// Released, Deprecated and EndOfLife are dates (YYYY-MM-DD); empty for
-	// an installed version that is not in the catalogue.
-	Released   string `json:"released,omitempty"`
-	Deprecated string `json:"deprecated,omitempty"`
-	EndOfLife  string `json:"end_of_life,omitempty"`
-	// Installed says whether this node has a binary for it, and which.
-	Installed bool   `json:"installed"`
-	Full      string `json:"full,omitempty"`
-	Path      string `json:"path,omitempty"`
-	// Default marks the version a new database gets when it names none.
-	Default bool `json:"default"`
-}
-
-// List returns the catalogue as rows for display, oldest first, with what
-// is installed and the default marked, followed by any installed versions
-// the catalogue does not know (status unknown), so users can see why a
-// binary they installed is not offered.
-func List(installed []Installed, now time.Time) []Row {
+// List returns the catalogue as the API shows it, oldest first, with what
+// is installed here (installed) and the default marked, followed by any
+// installed versions the catalogue does not know (status unknown), so
+// users can see why a binary they installed is not offered. nodes are the
+// nodes that have each version, by version.
+func List(installed []Installed, nodes map[string][]string, now time.Time) []api.Version {
 	byVersion := map[string]Installed{}
 	for _, in := range installed {
 		if _, ok := byVersion[in.Version]; !ok {
@@ -221,14 +206,15 @@ func List(installed []Installed, now time.Time) []Row {
 	}
 	def, hasDefault := newestSupported(byVersion, now)
 
-	var rows []Row
+	var rows []api.Version
 	for _, r := range catalogue {
-		row := Row{
+		row := api.Version{
 			Version:    r.Version,
-			Status:     r.Status(now),
+			Status:     string(r.Status(now)),
 			Released:   r.Released.Format(dateLayout),
 			Deprecated: r.Deprecated.Format(dateLayout),
 			EndOfLife:  r.EOL.Format(dateLayout),
+			Nodes:      nodes[r.Version],
 		}
 		if in, ok := byVersion[r.Version]; ok {
 			row.Installed, row.Full, row.Path = true, in.Full, in.Path
@@ -238,7 +224,7 @@ func List(installed []Installed, now time.Time) []Row {
 	}
 	for _, in := range installed {
 		if _, ok := Lookup(in.Version); !ok && byVersion[in.Version] == in {
-			rows = append(rows, Row{Version: in.Version, Status: StatusUnknown, Installed: true, Full: in.Full, Path: in.Path})
+			rows = append(rows, api.Version{Version: in.Version, Status: string(StatusUnknown), Installed: true, Full: in.Full, Path: in.Path, Nodes: nodes[in.Version]})
 		}
 	}
 	return rows

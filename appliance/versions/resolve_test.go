@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/redis-appliance/redis-appliance/appliance/api"
 )
 
 // today is the day this catalogue was written against.
@@ -203,23 +205,23 @@ func TestResolve_DiscoveredFakeDeprecated(t *testing.T) {
 // status and dates, what is installed where, the default marked once, and
 // installed versions the catalogue does not know listed as unknown.
 func TestList(t *testing.T) {
-	got := List([]Installed{old62, debian, v74}, today)
-	want := []Row{
-		{Version: "6.2", Status: StatusEOL, Released: "2021-02-22", Deprecated: "2025-02-28", EndOfLife: "2025-08-31",
+	got := List([]Installed{old62, debian, v74}, map[string][]string{"7.0": {"n1", "n2"}}, today)
+	want := []api.Version{
+		{Version: "6.2", Status: "eol", Released: "2021-02-22", Deprecated: "2025-02-28", EndOfLife: "2025-08-31",
 			Installed: true, Full: "6.2.14", Path: old62.Path},
-		{Version: "7.0", Status: StatusSupported, Released: "2022-04-27", Deprecated: "2027-06-30", EndOfLife: "2027-12-31",
-			Installed: true, Full: "7.0.15", Path: debian.Path, Default: true},
-		{Version: "7.2", Status: StatusSupported, Released: "2023-08-15", Deprecated: "2028-06-30", EndOfLife: "2028-12-31"},
-		{Version: "8.0", Status: StatusSupported, Released: "2025-05-02", Deprecated: "2029-06-30", EndOfLife: "2029-12-31"},
-		{Version: "8.2", Status: StatusSupported, Released: "2025-08-04", Deprecated: "2030-06-30", EndOfLife: "2030-12-31"},
-		{Version: "7.4", Status: StatusUnknown, Installed: true, Full: "7.4.1", Path: v74.Path},
+		{Version: "7.0", Status: "supported", Released: "2022-04-27", Deprecated: "2027-06-30", EndOfLife: "2027-12-31",
+			Installed: true, Full: "7.0.15", Path: debian.Path, Nodes: []string{"n1", "n2"}, Default: true},
+		{Version: "7.2", Status: "supported", Released: "2023-08-15", Deprecated: "2028-06-30", EndOfLife: "2028-12-31"},
+		{Version: "8.0", Status: "supported", Released: "2025-05-02", Deprecated: "2029-06-30", EndOfLife: "2029-12-31"},
+		{Version: "8.2", Status: "supported", Released: "2025-08-04", Deprecated: "2030-06-30", EndOfLife: "2030-12-31"},
+		{Version: "7.4", Status: "unknown", Installed: true, Full: "7.4.1", Path: v74.Path},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("List =\n%+v\nwant\n%+v", got, want)
 	}
 
 	// With nothing supported installed there is no default.
-	for _, r := range List([]Installed{old62}, today) {
+	for _, r := range List([]Installed{old62}, nil, today) {
 		if r.Default {
 			t.Errorf("List marks %s as default with only an end-of-life version installed", r.Version)
 		}

@@ -349,7 +349,7 @@ func Events() []api.Event {
 		{At: at(1, 11, 59, 17, 840), Kind: "promoted", Database: "sessions", Node: "n2",
 			Message: "sessions-0 on n2 is the primary of sessions (epoch 3) after node n3 silent for 1.503s"},
 		{At: at(1, 11, 59, 17, 846), Kind: "failover-refused", Database: "orders",
-			Message: "primary failed (node n3 silent for 1.506s) and no replica qualifies: the replica on n1 is 3145728 bytes behind (max_lag 1048576)"},
+			Message: "primary failed (node n3 silent for 1.506s) and no replica qualifies: the replica on n1 is 3145728 bytes behind (failover.max_lag 1048576)"},
 	}
 }
 
