@@ -197,9 +197,23 @@ func TestCLI_ErrorsGoToStderrWithNonZeroExit(t *testing.T) {
 			t.Errorf("%v: err=%v stdout=%q stderr=%q; want non-zero exit, error on stderr only", c, err, out, errs)
 		}
 	}
+	// --dry-run asks the agent the same checks and creates nothing.
+	for _, c := range cases[:3] {
+		if _, errs, err := a.cli(append(c, "--dry-run")...); err == nil || !strings.HasPrefix(errs, "error: ") {
+			t.Errorf("%v --dry-run: err=%v stderr=%q; want the create's refusal", c, err, errs)
+		}
+	}
+	if out := a.mustCLI("db", "create", "cache", "--memory", "32mb", "--dry-run"); !strings.Contains(out, "would create cache: version 7.0, flavor aof, plan 32 MiB") || !strings.Contains(out, "cache-0") {
+		t.Errorf("db create --dry-run said %q", out)
+	}
+	var plan api.CreatePlan
+	if err := json.Unmarshal([]byte(a.mustCLI("db", "create", "cache", "--memory", "32mb", "--dry-run", "-o", "json")), &plan); err != nil ||
+		plan.Database.Instances[0].Node != "n1" || plan.NeedMemory <= 32<<20 {
+		t.Errorf("db create --dry-run -o json: %+v %v", plan, err)
+	}
 	var dbs []api.Database
 	if err := json.Unmarshal([]byte(a.mustCLI("db", "list", "-o", "json")), &dbs); err != nil || len(dbs) != 0 {
-		t.Fatalf("db list -o json = %v %v, want an empty JSON list", dbs, err)
+		t.Fatalf("db list -o json = %v %v, want an empty JSON list (nothing created by the dry runs)", dbs, err)
 	}
 	var vs []api.Version
 	if err := json.Unmarshal([]byte(a.mustCLI("versions", "-o", "json")), &vs); err != nil || len(vs) < 5 {

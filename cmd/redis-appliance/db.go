@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ func newDBCmd(g *globals) *cobra.Command {
 
 func newDBCreateCmd(g *globals) *cobra.Command {
 	var req api.CreateDatabaseRequest
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "create NAME --memory SIZE [--flavor aof|rdb|nordb] [--version X.Y] [--replicas N]",
 		Short: "Create a database and wait until it runs",
@@ -32,6 +35,13 @@ func newDBCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			req.Name = args[0]
+			if dryRun {
+				plan, err := g.client().ValidateDatabase(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				return printPlan(g, plan)
+			}
 			db, err := g.client().CreateDatabase(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -47,8 +57,24 @@ func newDBCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&req.Version, "version", "", "Redis version from `redis-appliance versions` (default: newest installed)")
 	cmd.Flags().StringVar(&req.Node, "node", "", "place it on this node (default: the node with the most free memory)")
 	cmd.Flags().IntVar(&req.Replicas, "replicas", 0, "replicas to keep, each on a node other than the primary's")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only ask the agent whether it would create it, and where: every check a create makes, nothing created")
 	addOutput(cmd, g)
 	return cmd
+}
+
+// printPlan shows where a create would go (db create --dry-run).
+func printPlan(g *globals, p api.CreatePlan) error {
+	if g.output == "json" {
+		return printJSON(p)
+	}
+	db := p.Database
+	fmt.Printf("would create %s: version %s, flavor %s, plan %s; each instance needs %s memory and %s disk on its node\n",
+		db.Name, db.Version, db.Flavor, sizing.FormatSize(db.MemoryBytes), sizing.FormatSize(p.NeedMemory), sizing.FormatSize(p.NeedDisk))
+	t := newTable("INSTANCE", "ROLE", "NODE", "ADDRESS")
+	for _, in := range db.Instances {
+		t.row(in.ID, in.Role, in.Node, net.JoinHostPort(in.Host, strconv.Itoa(in.Port)))
+	}
+	return t.flush()
 }
 
 // notRunning turns a database that did not reach running into an error.
