@@ -77,11 +77,21 @@ func step(p Phase, decided bool, in fenceInput) fenceStep {
 		s.next = Fenced
 		return s
 	}
+	// The lease is back: catch up first, or ask for the pass at once if
+	// already caught up (a wake-up saved is a tenth of a second less
+	// fenced).
+	back := func() fenceStep {
+		s.next = CatchingUp
+		if in.caughtUp {
+			s.next, s.pass = Applying, true
+		}
+		return s
+	}
 	switch p {
 	case Starting:
 		switch {
 		case in.held:
-			s.next = CatchingUp
+			return back()
 		case in.graceOver:
 			s.next, s.decided, s.assert, s.event = Fenced, true, true, "fenced"
 		}
@@ -91,7 +101,7 @@ func step(p Phase, decided bool, in fenceInput) fenceStep {
 		}
 	case Fenced:
 		if in.held {
-			s.next = CatchingUp
+			return back()
 		}
 	case CatchingUp:
 		switch {
