@@ -139,10 +139,12 @@ func (c *Controller) plan(ctx context.Context, req *api.CreateDatabaseRequest) (
 }
 
 // nodeVersions is what each node has installed: this node's binaries as
-// found now, the others' as they last reported (a node whose agent is too
-// old to say is absent: it is not asked, as before).
+// last discovered (at most a minute ago, or when `versions` last ran: a
+// create, and the TUI's checks as a form is filled in, do not run every
+// binary again), the others' as they last reported (a node whose agent
+// is too old to say is absent: it is not asked, as before).
 func (c *Controller) nodeVersions(st *raftstate.State) map[string][]versions.Installed {
-	out := map[string][]versions.Installed{c.cfg.NodeName: c.local.Refresh(context.Background())}
+	out := map[string][]versions.Installed{c.cfg.NodeName: c.local.Current()}
 	for name, n := range st.Nodes {
 		if name == c.cfg.NodeName || n.Versions == nil {
 			continue
