@@ -137,9 +137,9 @@ type RegisterNode struct {
 	// printable characters.
 	AgentVersion string `json:"agent_version,omitempty"`
 	// Versions are the catalogue versions the node has a redis-server
-	// for; nil (absent) when it did not say, which placement treats as
-	// unknown rather than as none.
-	Versions []string `json:"versions,omitempty"`
+	// for; null when it did not say, which placement treats as unknown,
+	// and [] for none (so no omitempty: it would make none unknown).
+	Versions []string `json:"versions"`
 }
 
 // RemoveNode is the payload of CmdRemoveNode. Without Force it is refused

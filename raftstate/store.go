@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -438,15 +439,36 @@ func (s *Store) Apply(ctx context.Context, t CommandType, payload any) error {
 			// Refused before it was appended: the leader may take it.
 			return ErrNotLeader
 		case errors.Is(err, raft.ErrLeadershipLost):
+			noteWrite(ctx)
 			return fmt.Errorf("raft apply %s: %w", t, ErrLeadershipLost)
 		}
 		return fmt.Errorf("raft apply %s: %w", t, err)
 	}
+	noteWrite(ctx)
 	s.pushCommit()
 	if res, ok := f.Response().(error); ok && res != nil {
 		return res
 	}
 	return nil
+}
+
+// wroteKey carries the mark TrackWrites reads.
+type wroteKey struct{}
+
+// TrackWrites returns a context whose Applies note when they append an
+// entry (committed, or perhaps committed: ErrLeadershipLost), and a
+// function that says whether any did. A request that fails with
+// ErrNotLeader may be sent on to the leader only if it wrote nothing
+// before: forwarding one that had written half would do that half twice.
+func TrackWrites(ctx context.Context) (context.Context, func() bool) {
+	var wrote atomic.Bool
+	return context.WithValue(ctx, wroteKey{}, &wrote), wrote.Load
+}
+
+func noteWrite(ctx context.Context) {
+	if w, ok := ctx.Value(wroteKey{}).(*atomic.Bool); ok {
+		w.Store(true)
+	}
 }
 
 // ApplyErrors returns the last 16 log entries this node could not decode

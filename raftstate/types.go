@@ -192,8 +192,9 @@ type Node struct {
 	AgentVersion string `json:"agent_version,omitempty"`
 	// Versions are the catalogue versions (major.minor) the node has a
 	// redis-server for, as it last reported; nil when it never said (an
-	// agent before feature level 2), which HasVersion treats as unknown.
-	Versions []string `json:"versions,omitempty"`
+	// agent before feature level 2), which HasVersion treats as unknown;
+	// empty when it has none (no omitempty: that would make none unknown).
+	Versions []string `json:"versions"`
 }
 
 // HasVersion says whether the node can run version: it reported it

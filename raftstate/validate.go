@@ -51,31 +51,36 @@ func CheckPort(port int) error {
 // maxHostName is the longest DNS name (RFC 1035), without a trailing dot.
 const maxHostName = 253
 
-// CheckHost checks a host: an IP address (IPv4, or IPv6 without a zone),
-// or a DNS host name whose dot-separated labels are 1 to 63 letters,
-// digits and hyphens, neither starting nor ending with a hyphen, at most
-// 253 characters in all. Anything else (spaces, slashes, NULs, a trailing
-// dot, underscores) is refused.
+// CheckHost checks a host: an IP address (an IPv6 one may carry a zone,
+// fe80::1%eth0), or a host name of letters, digits, dots, hyphens and
+// underscores (what resolvers and /etc/hosts take in practice, trailing
+// dot included), not starting with a hyphen, at most 253 characters. It
+// refuses what would break a redis.conf line, a URL or a command line:
+// spaces, quotes, slashes, colons outside an IP, control characters.
+//
+// It is no stricter than what agents before it recorded (any host they
+// could reach), so a log or snapshot they wrote still applies: an entry
+// refused on replay would drop a database this node then removes.
 func CheckHost(host string) error {
-	if net.ParseIP(host) != nil || validHostName(host) {
+	if ip, zone, _ := strings.Cut(host, "%"); net.ParseIP(ip) != nil && (zone == "" || validName(zone)) && (zone == "" || strings.Contains(ip, ":")) {
 		return nil
 	}
-	return invalidf("invalid host %q: use an IP address or a DNS name (labels of letters, digits and hyphens, separated by dots)", host)
+	if validName(host) {
+		return nil
+	}
+	return invalidf("invalid host %q: use an IP address or a host name (letters, digits, dots, hyphens and underscores)", host)
 }
 
-func validHostName(host string) bool {
-	if host == "" || len(host) > maxHostName {
+// validName says whether s is 1 to 253 letters, digits, dots, hyphens and
+// underscores, not starting with a hyphen.
+func validName(s string) bool {
+	if s == "" || len(s) > maxHostName || s[0] == '-' {
 		return false
 	}
-	for _, label := range strings.Split(host, ".") {
-		if len(label) < 1 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
 			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
 		}
 	}
 	return true

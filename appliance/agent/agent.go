@@ -110,6 +110,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			_, ok := st.Node(node)
 			return ok
 		},
+		// Agents before feature level 2 forward without saying from
+		// whom: taken as before only while one of them is a voter.
+		LegacyForwarding: func() bool {
+			st := cl.Store()
+			if st == nil {
+				return false
+			}
+			level, _, err := st.ClusterLevel()
+			return err != nil || level < 2
+		},
 	}, forward.New(cl), log.With("subsystem", "api"))
 
 	l, err := api.ListenUnix(cfg.Socket, cfg.SocketGroup)

@@ -20,8 +20,16 @@ type forwarded struct {
 	known  bool
 }
 
-func withForwarded(ctx context.Context, header string) context.Context {
+// withForwarded records a forwarded request's origin. An origin that is
+// not said (agents before feature level 2 send "1") is taken as unknown
+// only while legacy allows it (some voter still runs such an agent);
+// otherwise the request counts as the forwarding member's own, so that no
+// member can skip the caller checks by leaving the origin out.
+func withForwarded(ctx context.Context, header, peer string, legacy bool) context.Context {
 	origin, known := forward.ParseOrigin(header)
+	if !known && !legacy {
+		origin, known = peer, true
+	}
 	return context.WithValue(ctx, forwardedKey, forwarded{origin, known})
 }
 

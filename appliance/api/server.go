@@ -71,6 +71,10 @@ type Authorizer struct {
 	// IsMember reports whether a node is a current member; a removed node's
 	// certificate stays valid, so membership is checked on every call.
 	IsMember func(node string) bool
+	// LegacyForwarding reports whether a forwarded request that does not
+	// say where it came from (an agent before feature level 2) is taken
+	// as it was before; nil means never.
+	LegacyForwarding func() bool
 }
 
 // Server serves the API over a unix socket (local administration) and over
@@ -217,7 +221,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			case member:
 				ctx = WithPeerNode(ctx, name)
 				if v := r.Header.Get(forward.Header); v != "" {
-					ctx = withForwarded(ctx, v)
+					ctx = withForwarded(ctx, v, name, s.auth.LegacyForwarding != nil && s.auth.LegacyForwarding())
 				}
 			case r.URL.Path == "/v1/internal/join":
 				// A joining host has no certificate yet: its token is
@@ -494,7 +498,7 @@ func toError(err error) *Error {
 	case errors.Is(err, raftstate.ErrAlreadyBootstrapped):
 		status = http.StatusConflict
 	case errors.Is(err, raftstate.ErrNotLeader), errors.Is(err, raftstate.ErrLeadershipLost),
-		errors.Is(err, forward.ErrLeaderMoved), errors.Is(err, forward.ErrNoLeader):
+		errors.Is(err, forward.ErrLeaderMoved), errors.Is(err, forward.ErrNoLeader), errors.Is(err, forward.ErrPartlyDone):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, raftstate.ErrFeatureLevel):
 		status = http.StatusConflict

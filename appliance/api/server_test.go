@@ -271,3 +271,27 @@ var (
 	_ = net.Listen
 	_ = time.Second
 )
+
+// A forwarded request that does not say where it came from (agents before
+// feature level 2 send "1") is taken as before only while such an agent
+// is a voter; afterwards it counts as the forwarding member's own, so no
+// member skips the caller checks by leaving the origin out.
+func TestCaller_UnsaidOriginIsTheForwarderOnceEveryVoterSaysIt(t *testing.T) {
+	bg := WithPeerNode(context.Background(), "n3")
+	for _, c := range []struct {
+		header string
+		legacy bool
+		node   string
+		known  bool
+	}{
+		{"1", true, "", false},
+		{"1", false, "n3", true},
+		{"node:n5", false, "n5", true},
+		{"local", false, "", true},
+	} {
+		node, known := Caller(withForwarded(bg, c.header, "n3", c.legacy))
+		if node != c.node || known != c.known {
+			t.Errorf("header %q, legacy %t: caller %q known %t, want %q %t", c.header, c.legacy, node, known, c.node, c.known)
+		}
+	}
+}

@@ -269,7 +269,7 @@ func (m *Manager) Register(ctx context.Context) error {
 	}
 	n, ok := st.Node(m.cfg.NodeName)
 	if ok && n.APIAddr == m.cfg.ClusterAdvertise() && n.RaftAddr == m.cfg.RaftAdvertise() && n.Address == m.cfg.AdvertiseAddr && n.SentinelPort == m.cfg.SentinelPort &&
-		n.AgentVersion == m.cfg.AgentVersion && n.FeatureLevel == raftstate.FeatureLevel && slices.Equal(n.Versions, versions) {
+		n.AgentVersion == m.cfg.AgentVersion && n.FeatureLevel == raftstate.FeatureLevel && n.Versions != nil && slices.Equal(n.Versions, versions) {
 		return nil
 	}
 	at := m.Now().UTC()

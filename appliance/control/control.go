@@ -69,6 +69,12 @@ type Controller struct {
 	// pick one port and a create never lands mid-switchover.
 	placeMu sync.Mutex
 
+	// factsMu guards the writes of nodes' facts (recordFacts): one in
+	// flight per node, none for a while after one failed.
+	factsMu     sync.Mutex
+	factsBusy   map[string]bool
+	factsFailed map[string]time.Time
+
 	// ready is closed once the state has been replayed; database requests
 	// wait for it so that a restarting agent never answers from a state
 	// that is still being rebuilt.
@@ -82,6 +88,7 @@ func New(d Deps) *Controller {
 		cfg: d.Config, cl: d.Cluster, live: d.Live, rec: d.Reconciler, local: d.Versions,
 		status: d.Failover, fo: d.FailoverCluster, supervisor: d.Supervisor, log: d.Log,
 		Now: time.Now, ProcRoot: "/proc", WaitTimeout: 60 * time.Second, ready: make(chan struct{}),
+		factsBusy: map[string]bool{}, factsFailed: map[string]time.Time{},
 	}
 }
 

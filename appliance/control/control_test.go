@@ -236,16 +236,69 @@ func TestRecordHeartbeat_KeepsTheNodeRecordInStep(t *testing.T) {
 	if _, err := r.ctl.RecordHeartbeat(ctx, hb); err != nil {
 		t.Fatal(err)
 	}
-	n, _ := r.store.Node("n2")
-	if n.AgentVersion != "v2" || n.FeatureLevel != raftstate.FeatureLevel || strings.Join(n.Versions, ",") != "7.0,7.2" || n.Address != "10.0.0.9" {
-		t.Fatalf("record after a report: %+v", n)
-	}
+	// Written beside the acknowledgement, not before it.
+	r.waitRecord(t, "n2", func(n raftstate.Node) bool {
+		return n.AgentVersion == "v2" && n.FeatureLevel == raftstate.FeatureLevel && strings.Join(n.Versions, ",") == "7.0,7.2" && n.Address == "10.0.0.9"
+	})
+	r.waitIdle(t)
 	at := r.store.AppliedIndex()
 	if _, err := r.ctl.RecordHeartbeat(ctx, hb); err != nil {
 		t.Fatal(err)
 	}
+	r.waitIdle(t)
 	if r.store.AppliedIndex() != at {
 		t.Error("the same facts were written again")
+	}
+	// (Each step below waits for the write before it: one write per node
+	// is in flight at a time, and a report meanwhile is left to the next.)
+	// A node with no redis-server at all is known to have none, not
+	// unknown: placement must pass it over.
+	if _, err := r.ctl.RecordHeartbeat(ctx, health.Heartbeat{Node: "n2", AgentVersion: "v2", FeatureLevel: raftstate.FeatureLevel}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitRecord(t, "n2", func(n raftstate.Node) bool { return n.Versions != nil && len(n.Versions) == 0 })
+	if n, _ := r.store.Node("n2"); n.HasVersion("7.0") {
+		t.Error("a node that reported no redis-server may run 7.0")
+	}
+	r.waitIdle(t)
+	// Downgraded to an agent from before levels: level 1 and unknown again.
+	if _, err := r.ctl.RecordHeartbeat(ctx, health.Heartbeat{Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitRecord(t, "n2", func(n raftstate.Node) bool { return n.FeatureLevel == 0 && n.AgentVersion == "" && n.Versions == nil })
+}
+
+// waitRecord polls (bounded) until node's record satisfies ok.
+func (r *rig) waitRecord(t *testing.T, node string, ok func(raftstate.Node) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := r.store.Node(node)
+		if ok(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("record of %s: %+v", node, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitIdle waits (bounded) until no write of facts is in flight.
+func (r *rig) waitIdle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.ctl.factsMu.Lock()
+		busy := len(r.ctl.factsBusy)
+		r.ctl.factsMu.Unlock()
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a write of facts never ended")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

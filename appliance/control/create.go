@@ -31,20 +31,8 @@ import (
 // CreateDatabase validates, sizes and places a new database, commits it and
 // waits for its instances to run.
 func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseRequest) (api.Database, error) {
-	c.placeMu.Lock()
-	defer c.placeMu.Unlock()
-	db, err := c.plan(ctx, &req)
+	db, err := c.commitCreate(ctx, req)
 	if err != nil {
-		return api.Database{}, err
-	}
-	pw, err := secrets.NewPassword()
-	if err != nil {
-		return api.Database{}, err
-	}
-	if db.Password, err = c.keys().Seal([]byte(pw)); err != nil {
-		return api.Database{}, err
-	}
-	if err := c.store().Apply(ctx, raftstate.CmdCreateDatabase, raftstate.CreateDatabase{Database: db}); err != nil {
 		return api.Database{}, err
 	}
 	from := ""
@@ -61,6 +49,26 @@ func (c *Controller) CreateDatabase(ctx context.Context, req api.CreateDatabaseR
 		}
 		return true
 	})
+}
+
+// commitCreate plans and commits a create under placeMu, which it holds
+// no longer: the wait for the instances to run must not hold up other
+// creates, nor the checks the TUI asks as a form is filled in.
+func (c *Controller) commitCreate(ctx context.Context, req api.CreateDatabaseRequest) (raftstate.Database, error) {
+	c.placeMu.Lock()
+	defer c.placeMu.Unlock()
+	db, err := c.plan(ctx, &req)
+	if err != nil {
+		return db, err
+	}
+	pw, err := secrets.NewPassword()
+	if err != nil {
+		return db, err
+	}
+	if db.Password, err = c.keys().Seal([]byte(pw)); err != nil {
+		return db, err
+	}
+	return db, c.store().Apply(ctx, raftstate.CmdCreateDatabase, raftstate.CreateDatabase{Database: db})
 }
 
 // ValidateDatabase answers whether a create would be accepted now, and

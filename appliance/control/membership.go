@@ -121,8 +121,9 @@ func (c *Controller) Admit(ctx context.Context, req api.JoinRequest) (api.JoinRe
 
 // firstReportWait bounds how long completing a join waits for the new
 // node's first report: a join answers only once the leader can place
-// instances there.
-const firstReportWait = 20 * time.Second
+// instances there. Shorter than the joining node's own wait for the
+// answer (cluster.completeJoin, 15 s an attempt), so that it hears why.
+const firstReportWait = 10 * time.Second
 
 // JoinComplete makes an admitted node a voter, then waits for its first
 // report, so that a create right after the join can place on it. The
@@ -166,11 +167,12 @@ func (c *Controller) Heartbeat(ctx context.Context, body []byte) (api.HeartbeatA
 }
 
 // RecordHeartbeat records a node's report on the leader (this node's own
-// comes straight from its reporter): in the live view, its events in the
-// state, and its agent's release, feature level and installed versions in
-// its node record when they changed. It returns the leader's applied
-// index, acknowledged only once everything is recorded: the node resends
-// its events otherwise.
+// comes straight from its reporter): in the live view, and its events in
+// the state. It returns the leader's applied index, acknowledged only once
+// both are recorded: the node resends its events otherwise. What the
+// report says of the node's agent and binaries is recorded beside it
+// (recordFacts), never holding up the acknowledgement, on which the
+// node's lease rides.
 func (c *Controller) RecordHeartbeat(ctx context.Context, hb health.Heartbeat) (uint64, error) {
 	st := c.store()
 	if st == nil {
@@ -193,29 +195,73 @@ func (c *Controller) RecordHeartbeat(ctx context.Context, hb health.Heartbeat) (
 			return 0, err
 		}
 	}
-	if err := c.recordFacts(ctx, st, hb); err != nil {
-		return 0, err
-	}
+	c.recordFacts(st, hb)
 	return st.AppliedIndex(), nil
 }
 
+// factsRetry is how long after a failed write of a node's facts the next
+// is tried (a report comes several times a second).
+const factsRetry = 10 * time.Second
+
+// factsTimeout bounds one write of a node's facts.
+const factsTimeout = 5 * time.Second
+
 // recordFacts keeps a node's record in step with what its reports say of
-// its agent and its binaries. RegisterNode is how: agents before feature
-// level 2 apply it too, ignoring the fields they do not know.
-func (c *Controller) recordFacts(ctx context.Context, st *raftstate.Store, hb health.Heartbeat) error {
-	if hb.Same || hb.FeatureLevel == 0 {
-		return nil // an older agent: nothing to record
+// its agent (release, feature level) and its redis-server versions, in the
+// background: at most one write per node in flight, and none for
+// factsRetry after a failure. RegisterNode is how: agents before feature
+// level 2 apply it too, ignoring the fields they do not know. This node's
+// own record is written by Register, from its configuration, so that a
+// change of its addresses is never undone by a write of old ones.
+func (c *Controller) recordFacts(st *raftstate.Store, hb health.Heartbeat) {
+	if hb.Same {
+		return
 	}
 	n, ok := st.Node(hb.Node)
-	if !ok || (n.AgentVersion == hb.AgentVersion && n.FeatureLevel == hb.FeatureLevel && slices.Equal(n.Versions, hb.Versions)) {
-		return nil
+	if !ok {
+		return
 	}
-	versions := hb.Versions
-	if versions == nil {
-		versions = []string{} // known: nothing installed
-	}
-	return st.Apply(ctx, raftstate.CmdRegisterNode, raftstate.RegisterNode{
+	want := raftstate.RegisterNode{
 		Name: n.Name, RaftAddr: n.RaftAddr, APIAddr: n.APIAddr, Address: n.Address, SentinelPort: n.SentinelPort, At: n.JoinedAt,
-		AgentVersion: hb.AgentVersion, FeatureLevel: hb.FeatureLevel, Versions: versions,
-	})
+		AgentVersion: hb.AgentVersion, FeatureLevel: hb.FeatureLevel, Versions: hb.Versions,
+	}
+	switch {
+	case hb.FeatureLevel == 0 && n.FeatureLevel <= 1:
+		return // an older agent, recorded as one: nothing to say
+	case hb.FeatureLevel == 0:
+		// Downgraded to an agent from before levels: it is level 1 again,
+		// and what it has installed is unknown.
+		want.AgentVersion, want.Versions = "", nil
+	case want.Versions == nil:
+		want.Versions = []string{} // it reports, and has none
+	}
+	if n.AgentVersion == want.AgentVersion && n.FeatureLevel == want.FeatureLevel &&
+		(n.Versions == nil) == (want.Versions == nil) && slices.Equal(n.Versions, want.Versions) {
+		return
+	}
+	c.factsMu.Lock()
+	defer c.factsMu.Unlock()
+	if c.factsBusy[hb.Node] || time.Since(c.factsFailed[hb.Node]) < factsRetry {
+		return
+	}
+	c.factsBusy[hb.Node] = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), factsTimeout)
+		defer cancel()
+		var err error
+		if hb.Node == c.cfg.NodeName {
+			err = c.cl.Register(ctx)
+		} else {
+			err = st.Apply(ctx, raftstate.CmdRegisterNode, want)
+		}
+		c.factsMu.Lock()
+		defer c.factsMu.Unlock()
+		delete(c.factsBusy, hb.Node)
+		if err != nil {
+			c.factsFailed[hb.Node] = time.Now()
+			c.log.Warn("cannot record a node's agent release and redis-server versions; retrying later", "node", hb.Node, "err", err)
+			return
+		}
+		delete(c.factsFailed, hb.Node)
+	}()
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/appliance/forward"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/appliance/sizing"
@@ -129,12 +130,20 @@ func (c *Controller) DrainNode(ctx context.Context, name string) (api.DrainRespo
 // unless force.
 func (c *Controller) RemoveNode(ctx context.Context, name string, force bool) error {
 	st := c.store().State()
-	if _, ok := st.Nodes[name]; !ok {
-		return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("unknown node %q; see redis-appliance node list", name)}
-	}
 	servers, err := c.store().Servers()
 	if err != nil {
 		return err
+	}
+	if _, ok := st.Nodes[name]; !ok {
+		// A removal cut short between its two writes (leadership moved)
+		// left the node in the Raft configuration: finish it.
+		for _, s := range servers {
+			if s.ID == name {
+				c.log.Warn("finishing the removal of a node already gone from the state", "node", name)
+				return c.store().RemoveServer(ctx, name)
+			}
+		}
+		return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("unknown node %q; see redis-appliance node list", name)}
 	}
 	voters := 0
 	for _, s := range servers {
@@ -159,7 +168,7 @@ func (c *Controller) RemoveNode(ctx context.Context, name string, force bool) er
 		if err := c.store().TransferLeadership(); err != nil {
 			return fmt.Errorf("hand over leadership before removing %s: %w", name, err)
 		}
-		return raftstate.ErrNotLeader
+		return forward.ErrHandedOver
 	}
 	if err := c.store().Apply(ctx, raftstate.CmdRemoveNode, raftstate.RemoveNode{Name: name, Force: force}); err != nil {
 		return err

@@ -14,8 +14,13 @@
 //     connection to a leader that may be gone.
 //   - Only an attempt that wrote nothing is sent on: a local attempt that
 //     fails with raftstate.ErrNotLeader (this node was not leader when it
-//     appended) is forwarded; raftstate.ErrLeadershipLost (the entry may
-//     still commit) is not.
+//     appended) is forwarded, unless an earlier write of the same attempt
+//     went in (raftstate.TrackWrites); raftstate.ErrLeadershipLost (the
+//     entry may still commit) never is.
+//   - The one exception to "at most once": a handler that hands
+//     leadership over on purpose (the leader removing itself) returns
+//     ErrHandedOver, and the request goes on to the new leader even if it
+//     was forwarded to this node.
 package forward
 
 import (
@@ -45,7 +50,15 @@ var (
 	// ErrNoLeader means the cluster has no leader that this node knows of
 	// (an election, or quorum lost).
 	ErrNoLeader = errors.New("the cluster has no leader right now (an election, or quorum lost?); see redis-appliance cluster status and retry")
+	// ErrPartlyDone means leadership moved in the middle of a request that
+	// had already written part of what it does: it is not sent again.
+	ErrPartlyDone = errors.New("leadership moved while the request was being carried out, after part of it was done; look at the result (db show, node list, cluster status) before you retry")
 )
+
+// ErrHandedOver is what a handler returns after handing leadership over
+// on purpose, for the request to go on to the new leader (it wraps
+// raftstate.ErrNotLeader).
+var ErrHandedOver = fmt.Errorf("this node handed leadership over: %w", raftstate.ErrNotLeader)
 
 // Membership is what the forwarder needs to know of the cluster.
 type Membership interface {
@@ -104,13 +117,21 @@ func (f *Forwarder) Leading() bool {
 
 // Do runs local when this node leads and returns (nil, its error): the
 // caller answers it. Otherwise, and when local fails with
-// raftstate.ErrNotLeader, it forwards req and returns the leader's
-// response.
+// raftstate.ErrNotLeader having written nothing, it forwards req and
+// returns the leader's response.
 func (f *Forwarder) Do(ctx context.Context, req *Request, local func(context.Context) error) (*Response, error) {
 	if f.Leading() {
-		err := local(ctx)
-		if !errors.Is(err, raftstate.ErrNotLeader) {
+		tctx, wrote := raftstate.TrackWrites(ctx)
+		err := local(tctx)
+		switch {
+		case errors.Is(err, ErrHandedOver):
+			again := *req
+			again.Forwarded = false
+			return f.Forward(ctx, &again)
+		case !errors.Is(err, raftstate.ErrNotLeader):
 			return nil, err
+		case wrote():
+			return nil, ErrPartlyDone
 		}
 	}
 	return f.Forward(ctx, req)
@@ -118,6 +139,14 @@ func (f *Forwarder) Do(ctx context.Context, req *Request, local func(context.Con
 
 // maxResponse bounds a leader's answer held in memory.
 const maxResponse = 64 << 20
+
+// forwardTimeout bounds one forwarded request, as the CLI's own client
+// does: a create waits for its instances to run.
+const forwardTimeout = 2 * time.Minute
+
+// addressPoll is how often a request waiting for the leader's API address
+// looks again (it arrives with a state change, not a leader change).
+const addressPoll = 100 * time.Millisecond
 
 // Forward sends req to the leader and returns its answer.
 func (f *Forwarder) Forward(ctx context.Context, req *Request) (*Response, error) {
@@ -133,13 +162,24 @@ func (f *Forwarder) Forward(ctx context.Context, req *Request) (*Response, error
 	if err != nil {
 		return nil, err
 	}
-	fctx, cancel := context.WithCancel(ctx)
+	fctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
 	go func() {
-		select {
-		case <-changed:
-			cancel()
-		case <-fctx.Done():
+		// Cut short only when the leader really changed: the channel may
+		// close for a change this node had already seen when it read the
+		// leader.
+		for {
+			select {
+			case <-changed:
+				changed = f.m.LeaderChanged()
+				if _, now, _, err := f.m.Leader(); err == nil && now == name {
+					continue
+				}
+				cancel()
+				return
+			case <-fctx.Done():
+				return
+			}
 		}
 	}()
 	out, err := http.NewRequestWithContext(fctx, req.Method, "https://"+addr+req.URI, bytes.NewReader(req.Body))
@@ -212,6 +252,7 @@ func (f *Forwarder) leader(ctx context.Context) (<-chan struct{}, string, string
 			}
 			return nil, "", "", ErrNoLeader
 		case <-changed:
+		case <-time.After(addressPoll):
 		}
 	}
 }

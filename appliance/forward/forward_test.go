@@ -235,6 +235,43 @@ func TestForward(t *testing.T) {
 		}
 	})
 
+	t.Run("AnAttemptThatWroteIsNotSentAgain", func(t *testing.T) {
+		leader, followers := leaderOf(nodes)
+		// It wrote one entry, then lost leadership before its second:
+		// sending it on would do the first part twice.
+		f := New(&lostLeadership{node: followers[0]})
+		req := &Request{Method: http.MethodGet, URI: "/v1/x", Origin: Origin("")}
+		resp, err := f.Do(ctx, req, func(ctx context.Context) error {
+			if err := leader.store.Apply(ctx, raftstate.CmdRecordEvents, raftstate.RecordEvents{Events: []raftstate.Event{{Kind: "test", Message: "first half"}}}); err != nil {
+				return err
+			}
+			return raftstate.ErrNotLeader
+		})
+		if resp != nil || !errors.Is(err, ErrPartlyDone) {
+			t.Fatalf("not-leader after a write: %v %v, want ErrPartlyDone and nothing forwarded", resp, err)
+		}
+	})
+
+	t.Run("AHandOverSendsEvenAForwardedRequestOn", func(t *testing.T) {
+		leader, _ := leaderOf(nodes)
+		// The leader removing itself: it hands leadership over, and the
+		// request, though it was forwarded here, goes on to the new leader.
+		req := &Request{Method: http.MethodGet, URI: "/v1/x", Origin: Origin("n9"), Forwarded: true}
+		resp, err := leader.fwd.Do(ctx, req, func(context.Context) error {
+			if err := leader.store.TransferLeadership(); err != nil {
+				return err
+			}
+			return ErrHandedOver
+		})
+		if err != nil || resp == nil || resp.Status != http.StatusOK || !strings.HasPrefix(string(resp.Body), "ran on ") || string(resp.Body) == "ran on "+leader.name {
+			t.Fatalf("after a handover: %+v %v, want the new leader to run it", resp, err)
+		}
+		waitFor(t, ctx, "a new leader everywhere", func() bool {
+			l, _ := leaderOf(nodes)
+			return l != nil && l != leader && nodes[0].store.Leader() == l.name && nodes[1].store.Leader() == l.name && nodes[2].store.Leader() == l.name
+		})
+	})
+
 	t.Run("ALeaderChangeCutsAForwardedRequestShort", func(t *testing.T) {
 		leader, followers := leaderOf(nodes)
 		leader.mu.Lock()
