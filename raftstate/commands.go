@@ -48,8 +48,27 @@ const (
 	CmdRecordEvents CommandType = 12
 )
 
+// Level 3: node identity and the cluster key (issue 16).
+const (
+	// CmdAdmitNode spends a join token, records the node and pins its
+	// certificate, in one entry (payload AdmitNode).
+	CmdAdmitNode CommandType = 16
+	// CmdPinNode records the certificate a member presents (payload
+	// PinNode).
+	CmdPinNode CommandType = 17
+	// CmdRotateKey records a new cluster key and re-seals every secret
+	// with it (payload RotateKey).
+	CmdRotateKey CommandType = 18
+)
+
 func (t CommandType) String() string {
 	switch t {
+	case CmdAdmitNode:
+		return "admit-node"
+	case CmdPinNode:
+		return "pin-node"
+	case CmdRotateKey:
+		return "rotate-key"
 	case CmdRegisterNode:
 		return "register-node"
 	case CmdCreateDatabase:
@@ -83,12 +102,17 @@ func (t CommandType) String() string {
 // added the levels themselves. A command of a higher level than the
 // cluster's (the lowest among the voters, Store.ClusterLevel) is refused
 // before it is written: an older voter could not apply it.
-const FeatureLevel uint32 = 2
+const FeatureLevel uint32 = 3
 
 // commandLevels is the feature level each command needs every voter to
 // have: a command absent from it is unknown to this build. A new command
 // is one line here, at a new level (and FeatureLevel raised to it).
 var commandLevels = map[CommandType]uint32{
+	// Level 3: node identity and the cluster key (issue 16).
+	CmdAdmitNode: 3,
+	CmdPinNode:   3,
+	CmdRotateKey: 3,
+	// Level 1: every agent.
 	CmdRegisterNode:     1,
 	CmdCreateDatabase:   1,
 	CmdDeleteDatabase:   1,

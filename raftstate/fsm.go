@@ -195,6 +195,12 @@ func decodePayload(t CommandType, ver uint8, body []byte) (any, error) {
 	}
 	var p any
 	switch t {
+	case CmdAdmitNode:
+		p = &AdmitNode{}
+	case CmdPinNode:
+		p = &PinNode{}
+	case CmdRotateKey:
+		p = &RotateKey{}
 	case CmdRegisterNode:
 		p = &RegisterNode{}
 	case CmdCreateDatabase:
@@ -230,6 +236,12 @@ func decodePayload(t CommandType, ver uint8, body []byte) (any, error) {
 
 func (f *FSM) apply(p any) error {
 	switch p := p.(type) {
+	case *AdmitNode:
+		return f.applyAdmitNode(*p)
+	case *PinNode:
+		return f.applyPinNode(*p)
+	case *RotateKey:
+		return f.applyRotateKey(*p)
 	case *RegisterNode:
 		return f.applyRegisterNode(*p)
 	case *CreateDatabase:

@@ -55,6 +55,7 @@ func readSnapshot(r io.Reader) (*State, error) {
 			s.Tokens[k] = t
 		}
 		s.Events = f.State.Events
+		s.KeyChain = f.State.KeyChain
 	}
 	return s, nil
 }

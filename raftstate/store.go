@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,9 @@ type Config struct {
 	// ServerTLS and ClientTLS, when set, run Raft over mutual TLS (see
 	// NewTLSStreamLayer); without them Raft speaks plain TCP (tests only).
 	ServerTLS, ClientTLS *tls.Config
+	// PeerName reads the node name from a peer's verified certificate
+	// (pki.NodeName); required with ServerTLS, for VerifyPeer.
+	PeerName func(*x509.Certificate) (string, error)
 	// AgentVersion is this agent's release, recorded with the node when
 	// Bootstrap registers it (at most 64 printable characters).
 	AgentVersion string
@@ -85,6 +89,14 @@ type Store struct {
 	subMu       sync.Mutex
 	subs        []chan struct{}
 	log         *slog.Logger
+	// layer is Raft's TLS stream layer (nil over plain TCP); recheck
+	// asks recheckPeers to look at its connections again.
+	layer   *TLSStreamLayer
+	recheck chan struct{}
+	// ready is set once WaitReady has seen this node's state replayed:
+	// until then VerifyPeer also trusts the servers of the Raft
+	// configuration (see peerVerdict).
+	ready atomic.Bool
 }
 
 // applyTimeout bounds one Raft write; a longer stall means no quorum.
@@ -99,11 +111,14 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.AdvertiseAddr == "" {
 		cfg.AdvertiseAddr = cfg.BindAddr
 	}
+	if cfg.ServerTLS != nil && cfg.PeerName == nil {
+		return nil, errors.New("raft over TLS needs PeerName (pki.NodeName) to check peers against the membership")
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft directory: %w", err)
 	}
 	s := &Store{
-		cfg: cfg, changes: make(chan struct{}, 1), confirmCh: make(chan struct{}), log: cfg.Logger,
+		cfg: cfg, changes: make(chan struct{}, 1), recheck: make(chan struct{}, 1), confirmCh: make(chan struct{}), log: cfg.Logger,
 		leadChanged: make(chan struct{}), leaderMoved: make(chan struct{}), levelOf: commandLevel,
 	}
 	s.fsm = NewFSM(s.notify)
@@ -142,9 +157,14 @@ func Open(cfg Config) (*Store, error) {
 	}
 	var tr *raft.NetworkTransport
 	if cfg.ServerTLS != nil {
-		layer, lerr := NewTLSStreamLayer(cfg.BindAddr, adv, cfg.ServerTLS, cfg.ClientTLS)
+		// Both ways, a peer is accepted only as a current member with its
+		// pinned certificate (VerifyPeer), not merely as a holder of a
+		// certificate from the cluster CA.
+		layer, lerr := NewTLSStreamLayer(cfg.BindAddr, adv,
+			withPeerCheck(cfg.ServerTLS, s.verifyConnection), withPeerCheck(cfg.ClientTLS, s.verifyConnection))
 		err = lerr
 		if err == nil {
+			s.layer = layer
 			s.heard = layer.Heard()
 			tr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 				Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
@@ -188,7 +208,27 @@ func Open(cfg Config) (*Store, error) {
 		return ok
 	}))
 	go s.watchLeadership()
+	if s.layer != nil {
+		go s.recheckPeers()
+	}
 	return s, nil
+}
+
+// recheckPeers closes the Raft connections of peers that are no longer
+// members (or no longer hold their pinned certificate) after every change
+// of the state: a removed node is cut off at once, not when its
+// connection next breaks.
+func (s *Store) recheckPeers() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.recheck:
+		}
+		if n := s.layer.Recheck(s.verifyConnection); n > 0 {
+			s.log.Warn("closed raft connections of peers that are no longer members", "connections", n)
+		}
+	}
 }
 
 // watchLeadership follows who leads: it remembers the last other leader
@@ -357,6 +397,7 @@ func (s *Store) WaitReady(ctx context.Context) error {
 		if err := s.raft.Barrier(d).Error(); err != nil {
 			return fmt.Errorf("raft barrier: %w", err)
 		}
+		s.ready.Store(true)
 		return nil
 	}
 	target, err := s.lastCommand(s.raft.LastIndex())
@@ -372,6 +413,7 @@ func (s *Store) WaitReady(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+	s.ready.Store(true)
 	return nil
 }
 
@@ -615,6 +657,10 @@ func (s *Store) Subscribe() <-chan struct{} {
 func (s *Store) notify() {
 	select {
 	case s.changes <- struct{}{}:
+	default:
+	}
+	select {
+	case s.recheck <- struct{}{}:
 	default:
 	}
 	s.subMu.Lock()

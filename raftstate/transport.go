@@ -45,6 +45,10 @@ type TLSStreamLayer struct {
 	// heard receives (without blocking the reader) when bytes arrive on
 	// an accepted connection: see Heard.
 	heard chan struct{}
+	// conns are the open connections, accepted and dialed, so that
+	// Recheck can cut off a peer that stopped being a member.
+	connMu sync.Mutex
+	conns  map[*tls.Conn]struct{}
 }
 
 var _ raft.StreamLayer = (*TLSStreamLayer)(nil)
@@ -87,6 +91,7 @@ func NewTLSStreamLayer(bindAddr string, advertise net.Addr, server, client *tls.
 		client:           client.Clone(),
 		handshakeTimeout: handshakeTimeout,
 		heard:            make(chan struct{}, 1),
+		conns:            map[*tls.Conn]struct{}{},
 	}, nil
 }
 
@@ -109,7 +114,49 @@ func (s *TLSStreamLayer) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &serverConn{Conn: tls.Server(c, s.server), timeout: s.handshakeTimeout, heard: s.heard}, nil
+	tc := tls.Server(c, s.server)
+	s.track(tc)
+	return &serverConn{Conn: tc, timeout: s.handshakeTimeout, heard: s.heard, layer: s}, nil
+}
+
+func (s *TLSStreamLayer) track(c *tls.Conn) {
+	s.connMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connMu.Unlock()
+}
+
+func (s *TLSStreamLayer) untrack(c *tls.Conn) {
+	s.connMu.Lock()
+	delete(s.conns, c)
+	s.connMu.Unlock()
+}
+
+// Recheck closes every open connection, either way, whose peer verify now
+// refuses, and returns how many it closed. The handshake checked the peer
+// once; a connection outlives that check (Raft keeps its connections for
+// as long as they work), so when the membership changes (a node removed)
+// the store calls Recheck, and the removed node's connections end at once
+// rather than when they next break.
+func (s *TLSStreamLayer) Recheck(verify func(tls.ConnectionState) error) int {
+	s.connMu.Lock()
+	conns := make([]*tls.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.connMu.Unlock()
+	closed := 0
+	for _, c := range conns {
+		cs := c.ConnectionState()
+		if !cs.HandshakeComplete {
+			continue // its handshake will check the peer
+		}
+		if verify(cs) != nil {
+			_ = c.Close()
+			s.untrack(c)
+			closed++
+		}
+	}
+	return closed
 }
 
 // Close stops listening; established connections are left to their owners.
@@ -152,7 +199,21 @@ func (s *TLSStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 		_ = c.Close()
 		return nil, fmt.Errorf("raft: connect to %s: %w", address, err)
 	}
-	return c, nil
+	tc := c.(*tls.Conn)
+	s.track(tc)
+	return &dialedConn{Conn: tc, layer: s}, nil
+}
+
+// dialedConn is a connection Dial opened, forgotten by Recheck once closed.
+type dialedConn struct {
+	*tls.Conn
+	layer *TLSStreamLayer
+}
+
+// Close closes the connection and stops tracking it.
+func (c *dialedConn) Close() error {
+	c.layer.untrack(c.Conn)
+	return c.Conn.Close()
 }
 
 // serverConn is an accepted connection whose handshake (and readyByte) is
@@ -163,6 +224,13 @@ type serverConn struct {
 	once    sync.Once
 	err     error
 	heard   chan<- struct{}
+	layer   *TLSStreamLayer
+}
+
+// Close closes the connection and stops tracking it.
+func (c *serverConn) Close() error {
+	c.layer.untrack(c.Conn)
+	return c.Conn.Close()
 }
 
 func (c *serverConn) handshake() error {

@@ -195,6 +195,10 @@ type Node struct {
 	// agent before feature level 2), which HasVersion treats as unknown;
 	// empty when it has none (no omitempty: that would make none unknown).
 	Versions []string `json:"versions"`
+	// CertSHA256 pins the node's certificate (see identity.go): peers
+	// accept this node only with that certificate. Empty for a member
+	// that joined before pins, until the leader records it.
+	CertSHA256 string `json:"cert_sha256,omitempty"`
 }
 
 // HasVersion says whether the node can run version: it reported it
@@ -229,6 +233,9 @@ type State struct {
 	Nodes     map[string]*Node      `json:"nodes"`
 	Tokens    map[string]*JoinToken `json:"tokens,omitempty"`
 	Events    []Event               `json:"events,omitempty"`
+	// KeyChain is each cluster key rotate-key made, sealed with the one
+	// before it (see secrets.go), oldest first.
+	KeyChain []KeyLink `json:"key_chain,omitempty"`
 }
 
 // NewState returns an empty state.
@@ -270,6 +277,10 @@ func (s *State) Clone() *State {
 		c.Tokens[k] = &tt
 	}
 	c.Events = append([]Event(nil), s.Events...)
+	for _, l := range s.KeyChain {
+		l.Sealed = append(Sealed(nil), l.Sealed...)
+		c.KeyChain = append(c.KeyChain, l)
+	}
 	return c
 }
 

@@ -178,6 +178,11 @@ func checkNode(n *Node) error {
 	if err := checkAgentVersion(n.AgentVersion); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
+	if n.CertSHA256 != "" {
+		if err := CheckFingerprint(n.CertSHA256); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+	}
 	if len(n.Versions) > maxNodeVersions {
 		return invalidf("node %s reports %d versions: at most %d", n.Name, len(n.Versions), maxNodeVersions)
 	}
@@ -268,7 +273,7 @@ func checkState(s *State) error {
 			return invalidf("join token record %q is empty", id)
 		}
 	}
-	return nil
+	return checkKeyChain(s.KeyChain)
 }
 
 // MaxEventMessage is the longest event message kept, in bytes:

@@ -226,7 +226,7 @@ func (m *Manager) open(ctx context.Context, bootstrap bool) error {
 			BindAddr: m.cfg.RaftAddr, AdvertiseAddr: m.cfg.RaftAdvertise(),
 			Logger:       m.log.With("subsystem", "raft"),
 			AgentVersion: m.cfg.AgentVersion,
-			ServerTLS:    pki.ServerConfig(m.material), ClientTLS: pki.ClientConfig(m.material, ""),
+			ServerTLS:    pki.ServerConfig(m.material), ClientTLS: pki.ClientConfig(m.material, ""), PeerName: pki.NodeName,
 		})
 		if err != nil {
 			return err
