@@ -86,6 +86,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	http    *http.Server
+	limits  Limits
 }
 
 // where says on which node a route runs.
@@ -144,7 +145,8 @@ func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Log
 	} {
 		s.mux.Handle(r.pattern, s.serve(r.where, r.h))
 	}
-	s.http = &http.Server{Handler: s.authorize(s.mux), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.authorize(s.mux)}
+	s.SetLimits(DefaultLimits())
 	return s
 }
 
@@ -157,11 +159,23 @@ const maxBody = 4 << 20
 func (s *Server) serve(at where, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		// A body sent slowly would hold its connection's slot (limits.go).
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
-			s.reply(w, r, nil, &Error{Status: http.StatusRequestEntityTooLarge, Message: "request body too large or unreadable: " + err.Error()})
+			// The rest of the body is unread: the connection cannot
+			// carry another request (and net/http must not wait to
+			// read that rest, the deadline stays).
+			w.Header().Set("Connection", "close")
+			status := http.StatusRequestEntityTooLarge
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				status = http.StatusRequestTimeout
+			}
+			s.reply(w, r, nil, &Error{Status: status, Message: "request body too large or unreadable: " + err.Error()})
 			return
 		}
+		_ = rc.SetReadDeadline(time.Time{})
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if at == replayed || at == onLeader {
 			if err := s.backend.Ready(ctx); err != nil {
@@ -272,13 +286,10 @@ func ListenUnix(path, group string) (net.Listener, error) {
 	return l, nil
 }
 
-// ListenCluster opens the cluster listener: TCP with TLS.
+// ListenCluster opens the cluster listener: TCP with TLS, its
+// connections capped by DefaultLimits (see ListenClusterWith).
 func ListenCluster(addr string, cfg *tls.Config) (net.Listener, error) {
-	l, err := tls.Listen("tcp", addr, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("listen for the cluster API on %s (is the port free?): %w", addr, err)
-	}
-	return l, nil
+	return ListenClusterWith(addr, cfg, DefaultLimits())
 }
 
 // Serve serves until ctx ends, then shuts down gracefully.

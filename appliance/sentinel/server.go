@@ -30,6 +30,7 @@ type Server struct {
 	log *slog.Logger
 	// queueLimit is defaultQueueLimit; tests lower it.
 	queueLimit int
+	limits     Limits
 
 	mu        sync.Mutex
 	closed    bool
@@ -65,6 +66,7 @@ func New(src Source, id string, log *slog.Logger) *Server {
 		id:         id,
 		log:        log,
 		queueLimit: defaultQueueLimit,
+		limits:     DefaultLimits(),
 		done:       make(chan struct{}),
 		listeners:  map[net.Listener]struct{}{},
 		conns:      map[*conn]struct{}{},
@@ -94,9 +96,10 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 	}()
 
+	limited := s.limitListener(l)
 	var backoff time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := limited.Accept()
 		if err != nil {
 			if s.isClosed() {
 				return nil
@@ -175,7 +178,9 @@ func (s *Server) start(nc net.Conn) {
 		id:     s.nextID,
 		remote: nc.RemoteAddr().String(),
 		done:   make(chan struct{}),
-		out:    outQueue{limit: s.queueLimit, wake: make(chan struct{}, 1), drained: make(chan struct{}, 1)},
+		// connected starts the time to authenticate (limits.go).
+		connected: time.Now(),
+		out:       outQueue{limit: s.queueLimit, wake: make(chan struct{}, 1), drained: make(chan struct{}, 1)},
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(2)
@@ -208,6 +213,8 @@ type conn struct {
 	done   chan struct{}
 	once   sync.Once
 	out    outQueue
+	// connected is when the connection was accepted.
+	connected time.Time
 
 	// mu guards what publishers read from other goroutines: credentials
 	// and subscriptions. Subscribe and publish both queue output while
@@ -228,6 +235,7 @@ func (c *conn) readLoop() {
 	defer c.s.wg.Done()
 	r := bufio.NewReader(c.nc)
 	for {
+		_ = c.nc.SetReadDeadline(c.readDeadline())
 		args, err := readCommand(r)
 		if err != nil {
 			var pe *protocolError
