@@ -46,6 +46,13 @@ const (
 	CmdUnlinkDatabase CommandType = 11
 	// CmdRecordEvents appends events (payload RecordEvents).
 	CmdRecordEvents CommandType = 12
+	// CmdSetDatabaseSecrets gives a database its agent and replication
+	// secrets, or rotates them (payload SetDatabaseSecrets).
+	CmdSetDatabaseSecrets CommandType = 13
+	// CmdPutDatabaseUser adds or replaces an application user.
+	CmdPutDatabaseUser CommandType = 14
+	// CmdDeleteDatabaseUser removes an application user.
+	CmdDeleteDatabaseUser CommandType = 15
 )
 
 // Level 3: node identity and the cluster key (issue 16).
@@ -93,6 +100,12 @@ func (t CommandType) String() string {
 		return "unlink-database"
 	case CmdRecordEvents:
 		return "record-events"
+	case CmdSetDatabaseSecrets:
+		return "set-database-secrets"
+	case CmdPutDatabaseUser:
+		return "put-database-user"
+	case CmdDeleteDatabaseUser:
+		return "delete-database-user"
 	}
 	return fmt.Sprintf("command-%d", uint8(t))
 }
@@ -125,6 +138,10 @@ var commandLevels = map[CommandType]uint32{
 	CmdPromoteDatabase:  1,
 	CmdUnlinkDatabase:   1,
 	CmdRecordEvents:     1,
+	// Level 3: access control (issue 16).
+	CmdSetDatabaseSecrets: 3,
+	CmdPutDatabaseUser:    3,
+	CmdDeleteDatabaseUser: 3,
 }
 
 // commandLevel is the feature level t needs, and whether this build knows

@@ -225,6 +225,12 @@ func decodePayload(t CommandType, ver uint8, body []byte) (any, error) {
 		p = &UnlinkDatabase{}
 	case CmdRecordEvents:
 		p = &RecordEvents{}
+	case CmdSetDatabaseSecrets:
+		p = &SetDatabaseSecrets{}
+	case CmdPutDatabaseUser:
+		p = &PutDatabaseUser{}
+	case CmdDeleteDatabaseUser:
+		p = &DeleteDatabaseUser{}
 	default:
 		return nil, fmt.Errorf("unknown command type %d", uint8(t))
 	}
@@ -266,6 +272,12 @@ func (f *FSM) apply(p any) error {
 		return f.applyUnlinkDatabase(*p)
 	case *RecordEvents:
 		return f.applyRecordEvents(*p)
+	case *SetDatabaseSecrets:
+		return f.applySetDatabaseSecrets(*p)
+	case *PutDatabaseUser:
+		return f.applyPutDatabaseUser(*p)
+	case *DeleteDatabaseUser:
+		return f.applyDeleteDatabaseUser(*p)
 	}
 	// decodePayload returns only the types above.
 	return fmt.Errorf("payload %T has no apply: %w", p, ErrInvalid)

@@ -17,6 +17,22 @@ func (s *State) EachSecret(fn func(*Sealed)) {
 		if d.Follows != nil && len(d.Follows.Password) > 0 {
 			fn(&d.Follows.Password)
 		}
+		if a := d.Access; a != nil {
+			for _, s := range []*Sealed{&a.Agent, &a.Replication, &a.PreviousAgent, &a.PreviousReplication, &a.PreviousPassword} {
+				if len(*s) > 0 {
+					fn(s)
+				}
+			}
+			for i := range a.Users {
+				u := &a.Users[i]
+				if len(u.Password) > 0 {
+					fn(&u.Password)
+				}
+				if len(u.Previous) > 0 {
+					fn(&u.Previous)
+				}
+			}
+		}
 	}
 }
 

@@ -101,6 +101,10 @@ type Database struct {
 	PrimarySince time.Time `json:"primary_since,omitempty"`
 	// FailedOverAt is the last automatic failover: the cooldown runs from it.
 	FailedOverAt time.Time `json:"failed_over_at,omitempty"`
+	// Access holds the agent's and the replicas' secrets and the
+	// application users; nil for a database from before access control
+	// (feature level 3), whose default user can still do everything.
+	Access *Access `json:"access,omitempty"`
 }
 
 // Event is something an operator should be able to look back on: a
@@ -265,6 +269,7 @@ func (s *State) Clone() *State {
 			f.Password = append(Sealed(nil), d.Follows.Password...)
 			dd.Follows = &f
 		}
+		dd.Access = d.Access.clone()
 		c.Databases[k] = &dd
 	}
 	for k, n := range s.Nodes {

@@ -229,6 +229,9 @@ func checkDatabase(d *Database) error {
 			return err
 		}
 	}
+	if err := checkAccess(d.Name, d.Access); err != nil {
+		return err
+	}
 	if fl := d.Follows; fl != nil {
 		if fl.Database != "" {
 			if err := CheckName("database", fl.Database); err != nil {

@@ -198,6 +198,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 		go serveDiscovery(ctx, cfg, cl, live, discoveryListeners, log.With("subsystem", "discovery"))
 		go cl.WhileLeader(ctx, func(lctx context.Context) { failover.Detect(lctx, failoverCluster(), status) })
 		go cl.WhileLeader(ctx, func(lctx context.Context) { register(lctx, cl, log) })
+		go cl.WhileLeader(ctx, ctl.KeepAccess)
 		rec.Run(ctx)
 	}()
 

@@ -57,6 +57,7 @@ type Backend interface {
 	Nodes(ctx context.Context) ([]Node, error)
 	DrainNode(ctx context.Context, name string) (DrainResponse, error)
 	RemoveNode(ctx context.Context, name string, force bool) error
+	UserBackend
 
 	// Between members only (cluster listener, mutual TLS).
 	Admit(ctx context.Context, req JoinRequest) (JoinResponse, error)
@@ -127,6 +128,12 @@ func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Log
 		{"POST /v1/databases/{name}/failover", onLeader, s.failoverDatabase},
 		{"POST /v1/databases/{name}/promote", onLeader, s.promoteDatabase},
 		{"POST /v1/databases/{name}/unlink", onLeader, s.unlinkDatabase},
+		{"GET /v1/databases/{name}/users", onLeader, s.listUsers},
+		{"POST /v1/databases/{name}/users", onLeader, s.createUser},
+		{"POST /v1/databases/{name}/users/{user}/rotate", onLeader, s.rotateUser},
+		{"DELETE /v1/databases/{name}/users/{user}", onLeader, s.deleteUser},
+		{"GET /v1/databases/{name}/users/{user}/url", onLeader, s.userURL},
+		{"POST /v1/databases/{name}/rotate-password", onLeader, s.rotatePassword},
 		{"GET /v1/versions", here, s.versions},
 		// Every node has the events a moment after the leader.
 		{"GET /v1/events", replayed, s.events},

@@ -109,6 +109,12 @@ type Database struct {
 	// FailoverStatus says why a failed primary is not being replaced
 	// (no replica qualifies, cooldown, replicas still reach it).
 	FailoverStatus string `json:"failover_status,omitempty"`
+	// AccessControl: the default user cannot change roles, persistence,
+	// security or the fence (false only for a database from before
+	// access control, until every agent is upgraded).
+	AccessControl bool `json:"access_control"`
+	// Users are the application users besides the default one.
+	Users []DatabaseUser `json:"users,omitempty"`
 }
 
 // Instance is one redis-server of a database.

@@ -68,6 +68,14 @@ func (c *Controller) commitCreate(ctx context.Context, req api.CreateDatabaseReq
 	if db.Password, err = c.keys().Seal([]byte(pw)); err != nil {
 		return db, err
 	}
+	// Users only once every voter keeps them: an older agent would drop
+	// them from its copy of the state (KeepAccess adds them later).
+	if c.accessReady() {
+		db.Access = &raftstate.Access{}
+		if db.Access.Agent, db.Access.Replication, err = c.newAccess(); err != nil {
+			return db, err
+		}
+	}
 	return db, c.store().Apply(ctx, raftstate.CmdCreateDatabase, raftstate.CreateDatabase{Database: db})
 }
 
@@ -416,7 +424,7 @@ const externalTimeout = 3 * time.Second
 // is created.
 func checkExternal(ctx context.Context, e external) error {
 	addr := net.JoinHostPort(e.host, strconv.Itoa(e.port))
-	cl := instance.Connect(addr, e.password, instance.NameCheck, externalTimeout)
+	cl := instance.Connect(addr, instance.Credential{Password: e.password}, instance.NameCheck, externalTimeout)
 	defer cl.Close()
 	info, err := instance.ReadInfo(ctx, cl, "replication")
 	switch {

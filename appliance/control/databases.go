@@ -60,6 +60,7 @@ func (c *Controller) view(ctx context.Context, st *raftstate.State, db *raftstat
 		MemoryBytes: db.MemoryBytes, CreatedAt: db.CreatedAt, State: api.StateUnknown,
 		Epoch: db.Epoch, ReadOnly: db.ReadOnly, LinkedReplicas: st.LinkedReplicas(db.Name), PromotedFrom: db.PromotedFrom,
 		FailoverStatus: c.status.Why(db.Name),
+		AccessControl:  db.Access != nil, Users: usersView(db, c.Now()),
 	}
 	if db.Follows != nil {
 		v.Follows = db.Follows.Describe()

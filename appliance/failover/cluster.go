@@ -2,12 +2,12 @@ package failover
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-appliance/redis-appliance/appliance/access"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/raftstate"
@@ -48,18 +48,19 @@ func (c Cluster) Event(kind, db, node, msg string) {
 	}
 }
 
-// dial opens a short-lived connection from this node to an instance.
-func (c Cluster) dial(st *raftstate.State, db *raftstate.Database, in raftstate.Instance, name string, timeout time.Duration) (*redis.Client, error) {
-	pw, err := c.Keys.Open(db.Password)
+// dial opens a short-lived connection from this node to an instance, as
+// the agent's own user.
+func (c Cluster) dial(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance, name string, timeout time.Duration) (*redis.Client, error) {
+	creds, err := access.AgentCredentials(c.Keys, db)
 	if err != nil {
-		return nil, fmt.Errorf("open the password of %s: %w", db.Name, err)
+		return nil, err
 	}
-	return instance.Connect(instance.Addr(st, in, c.Fallback), string(pw), name, timeout), nil
+	return instance.Dial(ctx, instance.Addr(st, in, c.Fallback), creds, name, timeout)
 }
 
 // info asks an instance directly for INFO replication.
 func (c Cluster) info(ctx context.Context, st *raftstate.State, db *raftstate.Database, in raftstate.Instance, name string, timeout time.Duration) (instance.Info, error) {
-	rc, err := c.dial(st, db, in, name, timeout)
+	rc, err := c.dial(ctx, st, db, in, name, timeout)
 	if err != nil {
 		return instance.Info{}, err
 	}

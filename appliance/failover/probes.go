@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis-appliance/redis-appliance/appliance/access"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/raftstate"
@@ -118,11 +119,10 @@ func (p *Probes) round(ctx context.Context, state *raftstate.State, keys Opener)
 			continue
 		}
 		addr := instance.Addr(state, prim, p.fallback)
-		key := addr + "|" + string(pi.Database.Password)
+		key := addr + "|" + pi.Database.Name
 		db := pi.Database
-		c, err := p.pool.Get(key, addr, func() (string, error) {
-			pw, err := keys.Open(db.Password)
-			return string(pw), err
+		c, err := p.pool.Get(ctx, key, addr, func() ([]instance.Credential, error) {
+			return access.AgentCredentials(keys, db)
 		})
 		if err != nil {
 			continue
@@ -135,6 +135,7 @@ func (p *Probes) round(ctx context.Context, state *raftstate.State, keys Opener)
 			pctx, cancel := context.WithTimeout(ctx, ProbeEvery)
 			defer cancel()
 			err := c.Ping(pctx).Err()
+			p.pool.Refused(key, err)
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			switch {

@@ -57,12 +57,12 @@ func Switchover(ctx context.Context, c Cluster, name, to string) (Switched, erro
 	if err != nil {
 		return Switched{}, err
 	}
-	pc, err := c.dial(st, db, old, instance.NameSwitchover, DirectTimeout)
+	pc, err := c.dial(ctx, st, db, old, instance.NameSwitchover, DirectTimeout)
 	if err != nil {
 		return Switched{}, err
 	}
 	defer pc.Close()
-	tc, err := c.dial(st, db, target, instance.NameSwitchover, DirectTimeout)
+	tc, err := c.dial(ctx, st, db, target, instance.NameSwitchover, DirectTimeout)
 	if err != nil {
 		return Switched{}, err
 	}

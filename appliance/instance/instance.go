@@ -47,9 +47,9 @@ const (
 // HELLO (so a reply is never delayed by a retry, and the handshake cannot
 // fail on a server's RESP3 quirks), and timeout on dial, read and write.
 // Nothing is sent until it is used; close it when done.
-func Connect(addr, password, name string, timeout time.Duration) *redis.Client {
+func Connect(addr string, cred Credential, name string, timeout time.Duration) *redis.Client {
 	return redis.NewClient(&redis.Options{
-		Addr: addr, Password: password, ClientName: name,
+		Addr: addr, Username: cred.User, Password: cred.Password, ClientName: name,
 		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
 		PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
 		Protocol: 2, DisableIdentity: true,

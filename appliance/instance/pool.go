@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -27,24 +28,46 @@ func NewPool(name string, timeout time.Duration) *Pool {
 
 // Get returns the client for key, connected to addr. A client for key to
 // another address (the instance moved port) is closed and replaced.
-// password is asked only when a client is made.
-func (p *Pool) Get(key, addr string, password func() (string, error)) (*redis.Client, error) {
+// creds is asked only when a client is made, which Dial authenticates
+// with the first credential the server takes.
+func (p *Pool) Get(ctx context.Context, key, addr string, creds func() ([]Credential, error)) (*redis.Client, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if c, ok := p.clients[key]; ok {
 		if c.Options().Addr == addr {
+			p.mu.Unlock()
 			return c, nil
 		}
 		_ = c.Close()
 		delete(p.clients, key)
 	}
-	pw, err := password()
+	p.mu.Unlock()
+	cs, err := creds()
 	if err != nil {
 		return nil, err
 	}
-	c := Connect(addr, pw, p.name, p.timeout)
+	// Dialing may take a round trip per credential: not under the lock,
+	// which every other instance's caller needs.
+	c, err := Dial(ctx, addr, cs, p.name, p.timeout)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.clients[key]; ok && old.Options().Addr == addr {
+		_ = c.Close()
+		return old, nil
+	}
 	p.clients[key] = c
 	return c, nil
+}
+
+// Refused forgets the client for key if err says the server refused its
+// credentials (they were rotated since it connected), so that the next
+// Get tries them all again.
+func (p *Pool) Refused(key string, err error) {
+	if IsAuthError(err) {
+		p.Forget(key)
+	}
 }
 
 // Forget closes the client for key, if any.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-appliance/redis-appliance/appliance/access"
 	"github.com/redis-appliance/redis-appliance/appliance/health"
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/raftstate"
@@ -86,23 +87,28 @@ func newProber(bind []string) *prober {
 	return &prober{host: host, pool: instance.NewPool(instance.NameAgent, probeTimeout)}
 }
 
-func (p *prober) client(keys Opener, db *raftstate.Database, in raftstate.Instance) (*redis.Client, error) {
-	return p.pool.Get(in.ID, net.JoinHostPort(p.host, strconv.Itoa(in.Port)), func() (string, error) {
-		pw, err := keys.Open(db.Password)
-		return string(pw), err
+func (p *prober) client(ctx context.Context, keys Opener, db *raftstate.Database, in raftstate.Instance) (*redis.Client, error) {
+	return p.pool.Get(ctx, in.ID, net.JoinHostPort(p.host, strconv.Itoa(in.Port)), func() ([]instance.Credential, error) {
+		return access.AgentCredentials(keys, db)
 	})
 }
 
 func (p *prober) info(ctx context.Context, keys Opener, db *raftstate.Database, in raftstate.Instance) (instance.Info, error) {
-	c, err := p.client(keys, db, in)
+	c, err := p.client(ctx, keys, db, in)
 	if err != nil {
 		return instance.Info{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	return instance.ReadInfo(ctx, c)
+	info, err := instance.ReadInfo(ctx, c)
+	p.refused(in.ID, err)
+	return info, err
 }
 
 func (p *prober) forget(id string) { p.pool.Forget(id) }
+
+// refused drops the client of instance id if err says its credentials
+// were refused (rotated since it connected).
+func (p *prober) refused(id string, err error) { p.pool.Refused(id, err) }
 
 func (p *prober) close() { p.pool.Close() }

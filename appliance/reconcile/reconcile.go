@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis-appliance/redis-appliance/appliance/access"
 	"github.com/redis-appliance/redis-appliance/appliance/atomicfile"
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/appliance/redisconf"
@@ -56,6 +57,8 @@ type Config struct {
 	// not know yet (just started): their fence is then left as it is.
 	// nil means never fenced.
 	Fenced func() (fenced, known bool)
+	// Now is the clock of password grace periods (nil: time.Now).
+	Now func() time.Time
 }
 
 // Reconciler converges this node's instances on the state.
@@ -71,7 +74,7 @@ type Reconciler struct {
 	mu       sync.Mutex
 	failures map[string]failure // instance ID → last start failure
 	epochs   map[string]uint64  // instance ID → database epoch last ensured
-	acl      map[string]string  // instance ID → default user's rule last set
+	acl      map[string]string  // instance ID → fingerprint of the users last set
 	done     chan struct{}      // closed and replaced after every pass
 	probes   *prober
 }
@@ -87,6 +90,9 @@ const retryAfter = 5 * time.Second
 
 // New returns a reconciler; call Run to start it.
 func New(cfg Config, src Source, sup systemd.Supervisor, keys Opener, log *slog.Logger) *Reconciler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Interval == 0 {
 		// A safety net only: passes run on every applied change and every
 		// unit state change. Each pass asks systemd about every instance,
@@ -243,7 +249,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 	if err := r.chown(dir); err != nil {
 		return err
 	}
-	pw, err := r.keys.Open(db.Password)
+	users, err := access.Users(r.keys, db, r.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -251,10 +257,11 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 	if err != nil {
 		return err
 	}
+	rep.Users = users
 	conf, err := redisconf.Render(redisconf.Params{
-		Port: in.Port, Bind: r.cfg.Bind, Password: string(pw),
+		Port: in.Port, Bind: r.cfg.Bind, Users: users,
 		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
-		ReplicaOf: rep.ReplicaOf, MasterAuth: rep.MasterAuth, ReadOnly: rep.ReadOnly,
+		ReplicaOf: rep.ReplicaOf, MasterUser: rep.Master.User, MasterAuth: rep.Master.Password,
 		Fenced: instance.HAPrimary(db, in),
 	})
 	if err != nil {

@@ -4,42 +4,51 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-appliance/redis-appliance/appliance/access"
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/appliance/redisconf"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
-// replication is whom an instance replicates, as the state says.
+// replication is whom an instance replicates, as the state says, and the
+// users it has.
 type replication struct {
 	// ReplicaOf is the primary's host:port; "" for a primary that follows
 	// nothing.
 	ReplicaOf string
-	// MasterAuth is the password of what it replicates (plaintext).
-	MasterAuth string
-	ReadOnly   bool
+	// Master is the credential to authenticate to the primary with.
+	Master instance.Credential
+	// Users are the instance's Redis users (access.Users).
+	Users []access.User
 }
 
 // replicationOf works out an instance's replication from the state: a
 // replica follows its database's primary; the primary of a linked replica
-// follows the source's primary, or the external Redis.
+// follows the source's primary, or the external Redis. A primary is given
+// its own database's replication credential all the same, so that a
+// demotion at run time finds it already set.
 func (r *Reconciler) replicationOf(st *raftstate.State, db *raftstate.Database, in raftstate.Instance) (replication, error) {
-	rep := replication{ReadOnly: db.ReadOnly}
+	var rep replication
+	own, err := access.ReplicationCredential(r.keys, db)
+	if err != nil {
+		return rep, err
+	}
 	if in.Role == raftstate.RoleReplica {
 		p, ok := db.Primary()
 		if !ok {
 			return rep, fmt.Errorf("database %s has no primary to replicate", db.Name)
 		}
-		pw, err := r.keys.Open(db.Password)
-		if err != nil {
-			return rep, err
-		}
-		rep.ReplicaOf, rep.MasterAuth = instanceAddr(st, p), string(pw)
+		rep.ReplicaOf, rep.Master = instanceAddr(st, p), own
 		return rep, nil
 	}
 	f := db.Follows
 	if f == nil {
+		rep.Master = own
 		return rep, nil
 	}
 	if f.Database == "" {
@@ -47,7 +56,7 @@ func (r *Reconciler) replicationOf(st *raftstate.State, db *raftstate.Database, 
 		if err != nil {
 			return rep, err
 		}
-		rep.ReplicaOf, rep.MasterAuth = net.JoinHostPort(f.Host, strconv.Itoa(f.Port)), string(pw)
+		rep.ReplicaOf, rep.Master = net.JoinHostPort(f.Host, strconv.Itoa(f.Port)), instance.Credential{Password: string(pw)}
 		return rep, nil
 	}
 	src, ok := st.Databases[f.Database]
@@ -58,11 +67,10 @@ func (r *Reconciler) replicationOf(st *raftstate.State, db *raftstate.Database, 
 	if !ok {
 		return rep, fmt.Errorf("source %s has no primary to replicate", src.Name)
 	}
-	pw, err := r.keys.Open(src.Password)
-	if err != nil {
+	if rep.Master, err = access.ReplicationCredential(r.keys, src); err != nil {
 		return rep, err
 	}
-	rep.ReplicaOf, rep.MasterAuth = instanceAddr(st, p), string(pw)
+	rep.ReplicaOf = instanceAddr(st, p)
 	return rep, nil
 }
 
@@ -78,7 +86,7 @@ func instanceAddr(st *raftstate.State, in raftstate.Instance) string {
 // demoted primary's clients are disconnected, so that they ask discovery
 // again instead of writing to a replica.
 func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in raftstate.Instance, rep replication) error {
-	c, err := r.probes.client(r.keys, db, in)
+	c, err := r.probes.client(ctx, r.keys, db, in)
 	if err != nil {
 		return err
 	}
@@ -101,8 +109,10 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 	} else {
 		host, port, _ := net.SplitHostPort(rep.ReplicaOf)
 		if !info.Follows(host, port) {
-			if err := c.Do(ctx, "CONFIG", "SET", "masterauth", rep.MasterAuth).Err(); err != nil {
-				return fmt.Errorf("set masterauth: %w", err)
+			// An empty masteruser is the default user: CONFIG SET takes
+			// "" for it.
+			if err := c.Do(ctx, "CONFIG", "SET", "masteruser", rep.Master.User, "masterauth", rep.Master.Password).Err(); err != nil {
+				return fmt.Errorf("set masteruser and masterauth: %w", err)
 			}
 			if err := c.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
 				return fmt.Errorf("replicate %s: %w", rep.ReplicaOf, err)
@@ -115,22 +125,8 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 			r.log.Info("instance now replicates", "instance", in.ID, "primary", rep.ReplicaOf, "was_primary", wasPrimary, "epoch", db.Epoch)
 		}
 	}
-	// Once set, read-only only changes with the state: no ACL round trip
-	// on every pass (a restarted instance reads it from its file).
-	rule := "+@all"
-	if rep.ReadOnly {
-		rule = "-@write"
-	}
-	r.mu.Lock()
-	done := r.acl[in.ID] == rule
-	r.mu.Unlock()
-	if !done {
-		if err := c.Do(ctx, "ACL", "SETUSER", "default", rule).Err(); err != nil {
-			return fmt.Errorf("set read-only %t: %w", rep.ReadOnly, err)
-		}
-		r.mu.Lock()
-		r.acl[in.ID] = rule
-		r.mu.Unlock()
+	if err := r.applyUsers(ctx, c, in, rep); err != nil {
+		return err
 	}
 	if instance.HAPrimary(db, in) {
 		fenced, known := false, true
@@ -146,12 +142,70 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 	return nil
 }
 
+// applyUsers gives a running instance the users its redis.conf has, with
+// ACL SETUSER (each starts with reset, so nothing of an older definition
+// stays) and ACL DELUSER for users the state no longer has, and the
+// credential it replicates with (CONFIG SET masteruser masterauth: an
+// established link keeps going, and its next reconnection uses the new
+// one). It is remembered once done: no round trip on every pass (a
+// restarted instance reads all of it from its file). The connection is
+// dropped after a change, so that the next one authenticates as the
+// agent's own user if this one was still the default user (an instance
+// from before access control).
+func (r *Reconciler) applyUsers(ctx context.Context, c *redis.Client, in raftstate.Instance, rep replication) error {
+	users := rep.Users
+	fp := access.Fingerprint(append(slices.Clip(users), access.User{Name: "\x00master", Args: []string{rep.Master.User, access.Digest(rep.Master.Password)}}))
+	r.mu.Lock()
+	done := r.acl[in.ID] == fp
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	have, err := c.Do(ctx, "ACL", "USERS").StringSlice()
+	if err != nil {
+		r.probes.refused(in.ID, err)
+		return fmt.Errorf("list users: %w", err)
+	}
+	want := map[string]bool{}
+	for _, u := range users {
+		want[u.Name] = true
+		args := append([]any{"ACL", "SETUSER", u.Name}, stringsToAny(u.Args)...)
+		if err := c.Do(ctx, args...).Err(); err != nil {
+			return fmt.Errorf("set user %s: %w", u.Name, err)
+		}
+	}
+	for _, name := range have {
+		if !want[name] {
+			if err := c.Do(ctx, "ACL", "DELUSER", name).Err(); err != nil {
+				return fmt.Errorf("delete user %s: %w", name, err)
+			}
+		}
+	}
+	if err := c.Do(ctx, "CONFIG", "SET", "masteruser", rep.Master.User, "masterauth", rep.Master.Password).Err(); err != nil {
+		return fmt.Errorf("set masteruser and masterauth: %w", err)
+	}
+	r.probes.forget(in.ID)
+	r.mu.Lock()
+	r.acl[in.ID] = fp
+	r.mu.Unlock()
+	r.log.Info("instance users set", "instance", in.ID, "users", len(users))
+	return nil
+}
+
+func stringsToAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 // Fence makes a running primary refuse writes (NOREPLICAS), or lifts that,
 // at run time: the agent fences its primaries while it cannot reach the
 // leader, so that a primary the cluster may be failing over takes no write
 // that would be lost.
 func (r *Reconciler) Fence(ctx context.Context, db *raftstate.Database, in raftstate.Instance, fenced bool) error {
-	c, err := r.probes.client(r.keys, db, in)
+	c, err := r.probes.client(ctx, r.keys, db, in)
 	if err != nil {
 		return err
 	}

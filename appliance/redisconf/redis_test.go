@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-appliance/redis-appliance/appliance/access"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
@@ -65,11 +66,13 @@ func startRedis(t *testing.T, p Params) *instance {
 	t.Cleanup(in.stop)
 
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
-	if strings.Contains(string(cmdline), p.Password) {
-		t.Errorf("password in redis-server's argv: %q", cmdline)
+	for _, secret := range []string{testPassword, testAgentSecret, testReplSecret, p.MasterAuth} {
+		if secret != "" && strings.Contains(string(cmdline), secret) {
+			t.Errorf("a secret in redis-server's argv: %q", cmdline)
+		}
 	}
 
-	c := client(t, p.Port, p.Password)
+	c := agentClient(t, p)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -113,10 +116,26 @@ func (in *instance) stop() {
 	}
 }
 
+// agentClient connects as the agent's user, or as the default user for
+// a file from before access control (no agent user).
+func agentClient(t *testing.T, p Params) *redis.Client {
+	for _, u := range p.Users {
+		if u.Name == access.AgentUser {
+			return userClient(t, p.Port, access.AgentUser, testAgentSecret)
+		}
+	}
+	return client(t, p.Port, testPassword)
+}
+
 func client(t *testing.T, port int, password string) *redis.Client {
+	return userClient(t, port, "", password)
+}
+
+func userClient(t *testing.T, port int, user, password string) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{
 		Addr:            fmt.Sprintf("127.0.0.1:%d", port),
+		Username:        user,
 		Password:        password,
 		DialTimeout:     time.Second,
 		ReadTimeout:     2 * time.Second,
@@ -162,7 +181,8 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 		t.Run(string(tt.flavor), func(t *testing.T) {
 			dir := t.TempDir()
 			p := Params{
-				Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Password: tt.password,
+				Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Users: testUsers(t, tt.password, false),
+				MasterUser: access.ReplicationUser, MasterAuth: testReplSecret,
 				MaxMemory: 64 << 20, MaxMemoryPolicy: tt.policy, Dir: dir, Flavor: tt.flavor,
 			}
 			in := startRedis(t, p)
@@ -176,7 +196,11 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 				t.Errorf("PING with a wrong password = %v, want WRONGPASS", err)
 			}
 
-			c := client(t, p.Port, p.Password)
+			app := client(t, p.Port, tt.password)
+			if err := app.ConfigGet(ctx(t), "maxmemory").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+				t.Errorf("CONFIG GET as the default user = %v, want NOPERM", err)
+			}
+			c := agentClient(t, p)
 			want := map[string]string{
 				"maxmemory": "67108864", "port": fmt.Sprint(p.Port), "bind": "127.0.0.1",
 				"protected-mode": "yes", "dir": dir, "dbfilename": "dump.rdb",
@@ -197,7 +221,7 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 				}
 			}
 
-			if err := c.Set(ctx(t), "k", "v", 0).Err(); err != nil {
+			if err := app.Set(ctx(t), "k", "v", 0).Err(); err != nil {
 				t.Fatalf("SET: %v", err)
 			}
 			in.stop()
@@ -210,7 +234,7 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 
 			// Start again from the same file: persistent flavors kept the key.
 			startRedis(t, p)
-			got, err := client(t, p.Port, p.Password).Get(ctx(t), "k").Result()
+			got, err := client(t, p.Port, tt.password).Get(ctx(t), "k").Result()
 			switch {
 			case tt.flavor == raftstate.FlavorNoRDB && !errors.Is(err, redis.Nil):
 				t.Errorf("nordb after restart: GET k = %q, %v; want no key", got, err)
@@ -223,10 +247,11 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 
 // TestRender_ReplicaStartsAsReplica proves an instance rendered with
 // ReplicaOf starts as a read-only replica of that primary, authenticated
-// by masterauth, and follows its writes: a returning old primary rendered
-// this way never takes a write.
+// as the replication user (which can do nothing else), and follows its
+// writes: a returning old primary rendered this way never takes a write.
 func TestRender_ReplicaStartsAsReplica(t *testing.T) {
-	primary := Params{Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Password: testPassword,
+	primary := Params{Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Users: testUsers(t, testPassword, false),
+		MasterUser: access.ReplicationUser, MasterAuth: testReplSecret,
 		MaxMemory: 32 << 20, Dir: t.TempDir(), Flavor: raftstate.FlavorRDB}
 	startRedis(t, primary)
 	replica := primary
@@ -256,12 +281,22 @@ func TestRender_ReplicaStartsAsReplica(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "READONLY") {
 		t.Errorf("SET on replica = %v, want READONLY", err)
 	}
+	repl := userClient(t, primary.Port, access.ReplicationUser, testReplSecret)
+	for _, cmd := range [][]any{{"GET", "k"}, {"SET", "k", "x"}, {"CONFIG", "GET", "maxmemory"}, {"REPLICAOF", "NO", "ONE"}, {"ACL", "LIST"}} {
+		if err := repl.Do(ctx(t), cmd...).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%v as the replication user = %v, want NOPERM", cmd, err)
+		}
+	}
 }
 
 func TestRender_ReadOnlyRefusesWritesButServesReads(t *testing.T) {
-	p := Params{Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Password: testPassword,
-		MaxMemory: 32 << 20, Dir: t.TempDir(), Flavor: raftstate.FlavorNoRDB, ReadOnly: true}
+	app := raftstate.User{Name: "app", Role: raftstate.UserWrite, Password: raftstate.Sealed("app-" + testPassword)}
+	p := Params{Port: lab.FreePort(t), Bind: []string{"127.0.0.1"}, Users: testUsers(t, testPassword, true, app),
+		MaxMemory: 32 << 20, Dir: t.TempDir(), Flavor: raftstate.FlavorNoRDB}
 	startRedis(t, p)
+	if err := userClient(t, p.Port, "app", "app-"+testPassword).Set(ctx(t), "k", "v", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("SET as an application user on a read-only database = %v, want NOPERM", err)
+	}
 	c := client(t, p.Port, testPassword)
 	err := c.Set(ctx(t), "k", "v", 0).Err()
 	if err == nil || !strings.Contains(err.Error(), "NOPERM") {
@@ -270,11 +305,29 @@ func TestRender_ReadOnlyRefusesWritesButServesReads(t *testing.T) {
 	if err := c.Get(ctx(t), "k").Err(); err != nil && err.Error() != "redis: nil" {
 		t.Fatalf("GET on a read-only database: %v", err)
 	}
-	// Promotion lifts it at run time, as the reconciler does.
-	if err := c.Do(ctx(t), "ACL", "SETUSER", "default", "+@all").Err(); err != nil {
-		t.Fatal(err)
+	if err := c.Do(ctx(t), "ACL", "SETUSER", "default", "+@all").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("the default user lifting read-only itself = %v, want NOPERM", err)
+	}
+	// Promotion lifts it at run time, as the reconciler does: over the
+	// agent's connection, with the users of a writable database.
+	agent := agentClient(t, p)
+	for _, u := range testUsers(t, testPassword, false) {
+		if u.Name != "default" {
+			continue
+		}
+		if err := agent.Do(ctx(t), append([]any{"ACL", "SETUSER", u.Name}, toAny(u.Args)...)...).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := c.Set(ctx(t), "k", "v", 0).Err(); err != nil {
-		t.Fatalf("SET after ACL SETUSER default +@all: %v", err)
+		t.Fatalf("SET after the promotion's ACL SETUSER default: %v", err)
 	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

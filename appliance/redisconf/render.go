@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis-appliance/redis-appliance/appliance/access"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
@@ -47,8 +48,10 @@ type Params struct {
 	Port int
 	// Bind lists the IP addresses to listen on (at least one).
 	Bind []string
-	// Password is the default user's password (requirepass).
-	Password string
+	// Users are the instance's Redis users (appliance/access), in the
+	// order to create them; one of them is the default user. Their
+	// passwords are SHA-256 digests.
+	Users []access.User
 	// MaxMemory is the memory plan in bytes.
 	MaxMemory int64
 	// MaxMemoryPolicy is the eviction policy; "" means noeviction.
@@ -61,14 +64,14 @@ type Params struct {
 	// primary. Rendering it makes an instance start as a replica, which is
 	// how a returning old primary comes back without ever taking writes.
 	ReplicaOf string
-	// MasterAuth is the password of the primary to replicate; "" means
-	// Password. It is rendered on primaries too: instances of one database
-	// share a password, and a primary demoted at run time by REPLICAOF must
-	// already know how to authenticate to its new primary.
+	// MasterUser and MasterAuth are the user and password this instance
+	// authenticates to its primary with. They are rendered on primaries
+	// too: a primary demoted at run time by REPLICAOF must already know
+	// how to authenticate to its new primary. MasterUser "" is the
+	// default user (an external Redis, or a database from before access
+	// control).
+	MasterUser string
 	MasterAuth string
-	// ReadOnly makes the default user unable to run write commands: an
-	// unlinked replica keeps its data but takes no writes until promoted.
-	ReadOnly bool
 	// Fenced makes the instance start refusing writes (NOREPLICAS) until
 	// the agent lifts the fence at run time: the primary of a database
 	// with replicas must not take writes before its agent knows it still
@@ -83,8 +86,8 @@ const FencedMinReplicas = 1000
 // String prints p without its secrets, so %v in a log line or an error is
 // safe.
 func (p Params) String() string {
-	return fmt.Sprintf("{Port:%d Bind:%v Password:%s MaxMemory:%d MaxMemoryPolicy:%s Dir:%s Flavor:%s ReplicaOf:%s MasterAuth:%s ReadOnly:%t}",
-		p.Port, p.Bind, redact(p.Password), p.MaxMemory, p.MaxMemoryPolicy, p.Dir, p.Flavor, p.ReplicaOf, redact(p.MasterAuth), p.ReadOnly)
+	return fmt.Sprintf("{Port:%d Bind:%v Users:%s MaxMemory:%d MaxMemoryPolicy:%s Dir:%s Flavor:%s ReplicaOf:%s MasterUser:%s MasterAuth:%s}",
+		p.Port, p.Bind, userNames(p.Users), p.MaxMemory, p.MaxMemoryPolicy, p.Dir, p.Flavor, p.ReplicaOf, p.MasterUser, redact(p.MasterAuth))
 }
 
 // LogValue makes slog print p without its secrets.
@@ -92,16 +95,26 @@ func (p Params) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int("port", p.Port),
 		slog.Any("bind", p.Bind),
-		slog.String("password", redact(p.Password)),
+		slog.String("users", userNames(p.Users)),
 		slog.Int64("maxmemory", p.MaxMemory),
 		slog.String("maxmemory_policy", p.MaxMemoryPolicy),
 		slog.String("dir", p.Dir),
 		slog.String("flavor", string(p.Flavor)),
 		slog.String("replicaof", p.ReplicaOf),
+		slog.String("masteruser", p.MasterUser),
 		slog.String("masterauth", redact(p.MasterAuth)),
-		slog.Bool("read_only", p.ReadOnly),
 		slog.Bool("fenced", p.Fenced),
 	)
+}
+
+// userNames lists the users' names: their arguments hold password
+// digests, which have no place in a log line either.
+func userNames(us []access.User) string {
+	names := make([]string, len(us))
+	for i, u := range us {
+		names[i] = u.Name
+	}
+	return "[" + strings.Join(names, " ") + "]"
 }
 
 func redact(secret string) string {
@@ -132,9 +145,11 @@ var persistence = map[raftstate.Flavor][]string{
 }
 
 // liveDirectives start the lines the agent applies to a running instance
-// (REPLICAOF, CONFIG SET masterauth, ACL SETUSER default), so that a role
-// change restarts nothing: a switchover must not reload the dataset.
-var liveDirectives = []string{"replicaof ", "masterauth ", "requirepass ", "user default ", "min-replicas-to-write ", "# Replication", "# Read-only", "# Fenced"}
+// (REPLICAOF, CONFIG SET masteruser and masterauth, ACL SETUSER), so that
+// a role change, a new user or a rotation restarts nothing: a switchover
+// must not reload the dataset. requirepass is what files from before
+// access control have instead of user lines.
+var liveDirectives = []string{"replicaof ", "masteruser ", "masterauth ", "requirepass ", "user ", "min-replicas-to-write ", "# Replication", "# Read-only", "# Fenced", "# Users"}
 
 // NeedsRestart reports whether a running instance started with the old
 // file must restart to take the new one: whether they differ in anything
@@ -168,10 +183,6 @@ func Render(p Params) ([]byte, error) {
 	if policy == "" {
 		policy = DefaultMaxMemoryPolicy
 	}
-	masterAuth := p.MasterAuth
-	if masterAuth == "" {
-		masterAuth = p.Password
-	}
 
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -183,13 +194,19 @@ func Render(p Params) ([]byte, error) {
 	line("bind %s", strings.Join(p.Bind, " "))
 	// Refuse clients from other hosts if a password were ever missing.
 	line("protected-mode yes")
-	if p.ReadOnly {
-		line("# Read-only: unlinked from its source, not promoted.")
-		line("user default on %s ~* &* +@all -@write", Quote(">"+p.Password))
-	} else {
-		line("requirepass %s", Quote(p.Password))
+	// Users: the ACL is here rather than in an aclfile, which Redis
+	// refuses beside user lines and cannot change at run time; the agent
+	// applies the same lines live with ACL SETUSER.
+	line("# Users: see docs/security.md for what each may run.")
+	for _, u := range p.Users {
+		line("%s", u.ConfigLine())
 	}
-	line("masterauth %s", Quote(masterAuth))
+	if p.MasterUser != "" {
+		line("masteruser %s", p.MasterUser)
+	}
+	if p.MasterAuth != "" {
+		line("masterauth %s", Quote(p.MasterAuth))
+	}
 	line("maxmemory %d", p.MaxMemory)
 	line("maxmemory-policy %s", policy)
 	line("dir %s", Quote(p.Dir))
@@ -242,10 +259,22 @@ func (p Params) validate() error {
 			bad("bind address %q is not an IP address", a)
 		}
 	}
-	if p.Password == "" {
-		// An instance without a password is open to anyone who can reach
-		// its port; the appliance always generates one.
-		bad("no password: every instance needs one")
+	// An instance without a password on its default user is open to
+	// anyone who can reach its port; the appliance always generates one.
+	hasDefault := false
+	for _, u := range p.Users {
+		if !safeUserLine(u) {
+			bad("user %q has arguments a redis.conf line cannot hold", u.Name)
+		}
+		if u.Name == "default" {
+			hasDefault = slices.ContainsFunc(u.Args, func(a string) bool { return strings.HasPrefix(a, "#") })
+		}
+	}
+	if !hasDefault {
+		bad("no password: every instance needs its default user with one")
+	}
+	if p.MasterUser != "" && !safeWord(p.MasterUser) {
+		bad("masteruser %q is not a plain user name", p.MasterUser)
 	}
 	if p.MaxMemory < minMaxMemory {
 		bad("maxmemory %d bytes is below 1 MiB (0 would mean no limit, which the appliance never sets)", p.MaxMemory)
@@ -275,6 +304,32 @@ func (p Params) validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidParams, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// safeUserLine says whether a user's name and arguments each stay one
+// word of the line: access checks them, this makes sure.
+func safeUserLine(u access.User) bool {
+	if !safeWord(u.Name) {
+		return false
+	}
+	for _, a := range u.Args {
+		if !safeWord(a) {
+			return false
+		}
+	}
+	return true
+}
+
+func safeWord(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\'' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func validPolicy(p string) bool {

@@ -16,7 +16,8 @@ import (
 func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "db", Short: "Create, inspect and manage databases"}
 	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBShowCmd(g), newDBURLCmd(g), newDBRestartCmd(g), newDBDeleteCmd(g),
-		newDBReplicateCmd(g), newDBPromoteCmd(g), newDBUnlinkCmd(g), newDBFailoverCmd(g))
+		newDBReplicateCmd(g), newDBPromoteCmd(g), newDBUnlinkCmd(g), newDBFailoverCmd(g),
+		newDBUserCmd(g), newDBRotatePasswordCmd(g))
 	return cmd
 }
 
@@ -179,6 +180,11 @@ func printDatabase(g *globals, db api.Database) error {
 		t.row("Promoted:", db.PromotedAt.Format("2006-01-02 15:04:05 MST")+" (followed "+db.PromotedFrom+")")
 	}
 	t.row("Created:", db.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+	if db.AccessControl {
+		t.row("Users:", fmt.Sprintf("default (admin) and %d more; redis-appliance db user list %s", len(db.Users), db.Name))
+	} else {
+		t.row("Users:", "default only, with every command (access control comes once every node runs this release)")
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}
@@ -212,18 +218,29 @@ func printDatabase(g *globals, db api.Database) error {
 }
 
 func newDBURLCmd(g *globals) *cobra.Command {
+	var user string
 	cmd := &cobra.Command{
-		Use:   "url NAME",
+		Use:   "url NAME [--user USER]",
 		Short: "Print the database's redis:// URL, password included",
 		Long: `Print redis://default:PASSWORD@HOST:PORT/0 for the database's primary. It
 works with redis-cli -u, go-redis, redis-py and ioredis. The URL holds the
-password: keep it out of shell history and logs.`,
+password: keep it out of shell history and logs.
+
+With --user, print the URL of an application user (db user create). Its
+password was shown once, when the user was created or rotated, and is not
+in this URL.`,
 		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(g); err != nil {
 				return err
 			}
-			u, err := g.client().DatabaseURL(cmd.Context(), args[0])
+			var u api.URL
+			var err error
+			if user != "" {
+				u, err = g.client().UserURL(cmd.Context(), args[0], user)
+			} else {
+				u, err = g.client().DatabaseURL(cmd.Context(), args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -231,9 +248,13 @@ password: keep it out of shell history and logs.`,
 				return printJSON(u)
 			}
 			fmt.Println(u.URL)
+			if user != "" {
+				fmt.Fprintf(os.Stderr, "The password of %s is not shown again; redis-appliance db user rotate %s %s makes a new one.\n", user, args[0], user)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&user, "user", "", "an application user of the database (db user list)")
 	addOutput(cmd, g)
 	return cmd
 }
