@@ -23,13 +23,8 @@ import (
 	"time"
 )
 
-// ProcessLogName is the file in an instance directory that receives
-// redis-server's stdout and stderr under the process supervisor (systemd
-// sends them to the journal instead).
-const ProcessLogName = "process.log"
-
-// processLogMax is the size at which process.log is rotated to
-// process.log.1 on the next start; there is no logrotate for it.
+// processLogMax is the size at which a unit's log is rotated to LOG.1 on
+// the next start; there is no logrotate for it.
 const processLogMax = 16 << 20
 
 // processTimings are the process supervisor's equivalents of the unit's
@@ -120,6 +115,9 @@ func NewProcess(stateDir string, log *slog.Logger) (*Process, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("process supervisor: create state directory %s: %w", stateDir, err)
 	}
+	if err := ownStateDir(stateDir); err != nil {
+		return nil, err
+	}
 	p := &Process{
 		stateDir: stateDir,
 		log:      log.With("supervisor", "process"),
@@ -181,6 +179,13 @@ func (p *Process) Changes() <-chan string { return p.changes }
 
 func (p *Process) specPath(name string) string { return filepath.Join(p.stateDir, name+".json") }
 func (p *Process) pidPath(name string) string  { return filepath.Join(p.stateDir, name+".pid") }
+
+// LogPath is the file that receives the unit's stdout and stderr (systemd
+// sends them to the journal instead). It is in the state directory, which
+// only the agent can write: in the instance directory, which the
+// instance's user can write, a symbolic link put in its place would make
+// the agent, as root, append to any file it names.
+func (p *Process) LogPath(name string) string { return filepath.Join(p.stateDir, name+".log") }
 func (p *Process) identPath(name string) string {
 	return filepath.Join(p.stateDir, name+".proc.json")
 }
@@ -374,7 +379,7 @@ func (p *Process) Remove(ctx context.Context, name string) error {
 	}
 	delete(p.units, name)
 	p.mu.Unlock()
-	for _, path := range []string{p.pidPath(name), p.identPath(name), p.specPath(name)} {
+	for _, path := range []string{p.pidPath(name), p.identPath(name), p.specPath(name), p.LogPath(name), p.LogPath(name) + ".1"} {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: delete %s: %w", name, path, err)
 		}
@@ -677,13 +682,14 @@ func (p *Process) spawn(spec UnitSpec, ns *notifySocket) (*proc, error) {
 	if fi, err := os.Stat(spec.Dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("instance directory %s is missing; create it (owned by the service user) before starting", spec.Dir)
 	}
-	logPath := filepath.Join(spec.Dir, ProcessLogName)
-	if fi, err := os.Stat(logPath); err == nil && fi.Size() > processLogMax {
+	logPath := p.LogPath(spec.Name)
+	if fi, err := os.Lstat(logPath); err == nil && fi.Size() > processLogMax {
 		if err := os.Rename(logPath, logPath+".1"); err != nil {
 			p.log.Warn("cannot rotate process log", "path", logPath, "err", err)
 		}
 	}
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// O_NOFOLLOW as well: never write through a link, wherever it is.
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log file %s: %w", logPath, err)
 	}
@@ -855,7 +861,7 @@ func (p *Process) attach(spec UnitSpec, pid int) (*proc, error) {
 		return nil, err
 	}
 	return &proc{pid: pid, startTicks: st.startTicks, exited: make(chan struct{}), attached: true,
-		logPath: filepath.Join(spec.Dir, ProcessLogName)}, nil
+		logPath: p.LogPath(spec.Name)}, nil
 }
 
 // matchExecutable compares /proc/PID/exe with the unit's binary and the
@@ -1060,4 +1066,24 @@ func lookupCredential(userName, groupName string) (*syscall.Credential, error) {
 		}
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
+}
+
+// ownStateDir makes sure the state directory is the agent's alone: owned
+// by this process's user and writable by nobody else, since the agent
+// writes pidfiles and logs there, as root in production.
+func ownStateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("process supervisor: state directory: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("process supervisor: state directory %s must be a directory owned by uid %d (not a link, not another user's); remove it or fix its owner", dir, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("process supervisor: make state directory %s private: %w", dir, err)
+		}
+	}
+	return nil
 }

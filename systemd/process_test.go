@@ -110,9 +110,9 @@ func waitActiveNewPID(t *testing.T, s Supervisor, name string, old int, bound ti
 	return st
 }
 
-func startsLogged(t *testing.T, spec UnitSpec) int {
+func startsLogged(t *testing.T, p *Process, spec UnitSpec) int {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(spec.Dir, ProcessLogName))
+	data, err := os.ReadFile(p.LogPath(spec.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestProcessLifecycle(t *testing.T) {
 	if err := ping(addr, testPassword); err != nil {
 		t.Fatalf("redis-server did not survive Close: %v", err)
 	}
-	starts := startsLogged(t, spec)
+	starts := startsLogged(t, p, spec)
 	p2 := newProcess(t, stateDir)
 	st4 := mustState(t, p2, name)
 	if st4.ActiveState != "active" || st4.MainPID != running.MainPID {
@@ -237,7 +237,7 @@ func TestProcessLifecycle(t *testing.T) {
 	if pids := procsInDir(spec.Dir); !slices.Equal(pids, []int{running.MainPID}) {
 		t.Fatalf("processes of the instance after reattach: %v, want only %d", pids, running.MainPID)
 	}
-	if n := startsLogged(t, spec); n != starts {
+	if n := startsLogged(t, p2, spec); n != starts {
 		t.Fatalf("the new supervisor started redis-server %d more time(s)", n-starts)
 	}
 	if v, err := infoField(addr, testPassword, "server", "process_id"); err != nil || v != strconv.Itoa(running.MainPID) {

@@ -28,7 +28,8 @@ type UnitSpec struct {
 	User  string
 	Group string
 	// Dir is the instance's directory: working directory and the only
-	// writable path.
+	// writable path. Under systemd the instance sees nothing else of its
+	// parent directory, where the other instances are.
 	Dir string
 	// NoRestart leaves a crashed process down (Restart=no) instead of
 	// restarting it: the primary of a database with replicas must not come

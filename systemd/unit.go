@@ -60,8 +60,9 @@ func (s UnitSpec) Validate() error {
 	} else if !filepath.IsAbs(s.ExecStart[0]) || !safePathRE.MatchString(s.ExecStart[0]) {
 		errs = append(errs, fmt.Errorf("unit %s: executable %q must be an absolute path without spaces or quotes", s.Name, s.ExecStart[0]))
 	}
-	if s.Dir == "" || !safePathRE.MatchString(s.Dir) || filepath.Clean(s.Dir) != s.Dir || s.Dir == "/" {
-		errs = append(errs, fmt.Errorf("unit %s: directory %q must be a clean absolute path other than / without spaces or quotes", s.Name, s.Dir))
+	// No ":" either: BindPaths= and TemporaryFileSystem= split on it.
+	if s.Dir == "" || !safePathRE.MatchString(s.Dir) || strings.Contains(s.Dir, ":") || filepath.Clean(s.Dir) != s.Dir || filepath.Dir(s.Dir) == "/" {
+		errs = append(errs, fmt.Errorf("unit %s: directory %q must be a clean absolute path at least two levels below / (its parent is hidden from the instance) without spaces, quotes or colons", s.Name, s.Dir))
 	}
 	if s.User != "" && !userNameRE.MatchString(s.User) {
 		errs = append(errs, fmt.Errorf("unit %s: user %q is not a valid user name", s.Name, s.User))
@@ -137,6 +138,12 @@ func RenderUnit(spec UnitSpec) []byte {
 	// The whole file system is read-only except the instance directory.
 	w("ProtectSystem=strict")
 	w("ReadWritePaths=%s", quoteWord(spec.Dir))
+	// Every instance runs as the same user, so file modes cannot keep one
+	// from reading another's redis.conf (its password) or data: the
+	// directory that holds the instances is an empty read-only tmpfs
+	// here, with only this instance's own directory mounted back into it.
+	w("TemporaryFileSystem=%s", quoteWord(filepath.Dir(spec.Dir)+":ro"))
+	w("BindPaths=%s", quoteWord(spec.Dir))
 	w("ProtectHome=yes")
 	w("PrivateTmp=yes")
 	w("PrivateDevices=yes")

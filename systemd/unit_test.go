@@ -61,6 +61,8 @@ func TestRenderUnit(t *testing.T) {
 		"Service.NoNewPrivileges":         "yes",
 		"Service.ProtectSystem":           "strict",
 		"Service.ReadWritePaths":          spec.Dir,
+		"Service.TemporaryFileSystem":     "/var/lib/redis-appliance/db:ro",
+		"Service.BindPaths":               spec.Dir,
 		"Service.ProtectHome":             "yes",
 		"Service.PrivateTmp":              "yes",
 		"Service.PrivateDevices":          "yes",
@@ -177,9 +179,12 @@ func TestValidate(t *testing.T) {
 		"absolute path":   func(s *UnitSpec) { s.ExecStart = []string{"redis-server"} },
 		"directory":       func(s *UnitSpec) { s.Dir = "/var/lib/with space" },
 		"clean absolute":  func(s *UnitSpec) { s.Dir = "/var/lib/../etc" },
-		"user":            func(s *UnitSpec) { s.User = "Root;rm" },
-		"group":           func(s *UnitSpec) { s.Group = "a b" },
-		"one line":        func(s *UnitSpec) { s.Description = "a\nb" },
+		// Its parent would be hidden: all of / here.
+		"two levels below": func(s *UnitSpec) { s.Dir = "/srv" },
+		"colons":           func(s *UnitSpec) { s.Dir = "/var/lib/a:b" },
+		"user":             func(s *UnitSpec) { s.User = "Root;rm" },
+		"group":            func(s *UnitSpec) { s.Group = "a b" },
+		"one line":         func(s *UnitSpec) { s.Description = "a\nb" },
 	}
 	for want, mutate := range bad {
 		s := testSpec()
