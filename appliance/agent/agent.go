@@ -120,6 +120,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 			level, _, err := st.ClusterLevel()
 			return err != nil || level < 2
 		},
+		// Only a member's pinned certificate; members from before pins
+		// are pinned by the leader on their first call.
+		Verify: cl.VerifyPeer,
+		Seen:   cl.NotePeer,
 	}, forward.New(cl), log.With("subsystem", "api"))
 
 	l, err := api.ListenUnix(cfg.Socket, cfg.SocketGroup)

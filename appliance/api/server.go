@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,8 @@ type Backend interface {
 	Nodes(ctx context.Context) ([]Node, error)
 	DrainNode(ctx context.Context, name string) (DrainResponse, error)
 	RemoveNode(ctx context.Context, name string, force bool) error
+	// RotateClusterKey re-seals every secret with a new cluster key.
+	RotateClusterKey(ctx context.Context) (RotateKeyResult, error)
 	UserBackend
 
 	// Between members only (cluster listener, mutual TLS).
@@ -76,6 +79,14 @@ type Authorizer struct {
 	// say where it came from (an agent before feature level 2) is taken
 	// as it was before; nil means never.
 	LegacyForwarding func() bool
+	// Verify checks a member's certificate chain against its pin (nil:
+	// the name alone). The listener's handshake checks it already; it is
+	// asked again on every request, for a connection kept open across a
+	// change of membership.
+	Verify func(certs []*x509.Certificate) error
+	// Seen hears of every call a member makes, with its certificate (the
+	// leader pins members from before pins on first use); nil: nobody.
+	Seen func(node string, cert *x509.Certificate)
 }
 
 // Server serves the API over a unix socket (local administration) and over
@@ -87,6 +98,8 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	http    *http.Server
+	// joins limits join attempts per source address.
+	joins *joinLimiter
 	limits  Limits
 }
 
@@ -101,6 +114,11 @@ const (
 	// onLeader: on the leader, once the state is replayed; a follower
 	// forwards the request (package forward).
 	onLeader
+	// leaderOnly: on the leader, from the member that calls, never
+	// forwarded: the caller is the TLS peer itself, so no member can
+	// speak in another's name (a node's reports). A follower answers 503
+	// and the caller retries on the leader.
+	leaderOnly
 )
 
 // handler answers one route: the value to send as JSON, or an error.
@@ -110,7 +128,7 @@ type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 // NewServer returns a server for backend; fwd runs the leader's routes on
 // the leader.
 func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Logger) *Server {
-	s := &Server{backend: b, auth: auth, fwd: fwd, log: log, mux: http.NewServeMux()}
+	s := &Server{backend: b, auth: auth, fwd: fwd, log: log, mux: http.NewServeMux(), joins: newJoinLimiter()}
 	for _, r := range []struct {
 		pattern string
 		where   where
@@ -148,7 +166,8 @@ func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Log
 		{"DELETE /v1/nodes/{name}", onLeader, s.removeNode},
 		{"POST /v1/internal/join", onLeader, s.admit},
 		{"POST /v1/internal/join/complete", onLeader, s.joinComplete},
-		{"POST /v1/internal/heartbeat", onLeader, s.heartbeat},
+		{"POST /v1/internal/heartbeat", leaderOnly, s.heartbeat},
+		{"POST /v1/cluster/rotate-key", onLeader, s.rotateKey},
 	} {
 		s.mux.Handle(r.pattern, s.serve(r.where, r.h))
 	}
@@ -184,9 +203,19 @@ func (s *Server) serve(at where, h handler) http.Handler {
 		}
 		_ = rc.SetReadDeadline(time.Time{})
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if at == replayed || at == onLeader {
+		if at == replayed || at == onLeader || at == leaderOnly {
 			if err := s.backend.Ready(ctx); err != nil {
 				s.reply(w, r, nil, err)
+				return
+			}
+		}
+		if at == leaderOnly {
+			switch {
+			case IsForwarded(ctx):
+				s.reply(w, r, nil, &Error{Status: http.StatusForbidden, Message: "this call is never forwarded: a member makes it itself, to the leader"})
+				return
+			case !s.fwd.Leading():
+				s.reply(w, r, nil, &Error{Status: http.StatusServiceUnavailable, Message: "this node is not the leader; send it to the leader (see redis-appliance cluster status)"})
 				return
 			}
 		}
@@ -233,22 +262,38 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		case r.TLS == nil:
 		default:
 			name, member := "", false
+			var refused error
 			if len(r.TLS.PeerCertificates) > 0 {
 				var err error
 				name, err = s.auth.NodeName(r.TLS.PeerCertificates[0])
 				member = err == nil && s.auth.IsMember(name)
+				if member && s.auth.Verify != nil {
+					refused = s.auth.Verify(r.TLS.PeerCertificates)
+					member = refused == nil
+				}
 			}
 			switch {
 			case member:
+				if s.auth.Seen != nil {
+					s.auth.Seen(name, r.TLS.PeerCertificates[0])
+				}
 				ctx = WithPeerNode(ctx, name)
 				if v := r.Header.Get(forward.Header); v != "" {
 					ctx = withForwarded(ctx, v, name, s.auth.LegacyForwarding != nil && s.auth.LegacyForwarding())
 				}
-			case r.URL.Path == "/v1/internal/join":
+			case r.URL.Path == "/v1/internal/join" && len(r.TLS.PeerCertificates) == 0:
 				// A joining host has no certificate yet: its token is
-				// checked.
+				// checked, and its attempts are limited.
+				if ok, wait := s.joins.allow(r.RemoteAddr); !ok {
+					w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+					s.reply(w, r, nil, &Error{Status: http.StatusTooManyRequests, Message: fmt.Sprintf("too many join attempts from this address; wait %s and retry with a valid token (make one with redis-appliance cluster token)", wait.Round(time.Second)+time.Second)})
+					return
+				}
 			case len(r.TLS.PeerCertificates) == 0:
 				s.reply(w, r, nil, &Error{Status: http.StatusUnauthorized, Message: "a member certificate is required"})
+				return
+			case refused != nil:
+				s.reply(w, r, nil, &Error{Status: http.StatusForbidden, Message: refused.Error()})
 				return
 			default:
 				s.reply(w, r, nil, &Error{Status: http.StatusForbidden, Message: fmt.Sprintf("node %q is not a member of this cluster (removed?)", name)})
@@ -461,6 +506,10 @@ func (s *Server) joinComplete(_ http.ResponseWriter, r *http.Request) (any, erro
 		return nil, err
 	}
 	return map[string]bool{"voter": true}, s.backend.JoinComplete(r.Context(), req)
+}
+
+func (s *Server) rotateKey(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.RotateClusterKey(r.Context())
 }
 
 func (s *Server) heartbeat(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -57,12 +57,21 @@ type Manager struct {
 	// local are this node's redis-server binaries, registered with its
 	// addresses.
 	local *versions.Local
+	// pinMu guards the first-use pins in flight and failed (NotePeer).
+	pinMu     sync.Mutex
+	pinBusy   map[string]bool
+	pinFailed map[string]time.Time
+	// keyMu serialises switching to a new cluster key (keys.go); quit
+	// stops followKeys.
+	keyMu sync.Mutex
+	quit  chan struct{}
 }
 
 // New loads this node's key material, if it has any. local are the node's
 // redis-server binaries.
 func New(cfg *config.Config, local *versions.Local, log *slog.Logger) (*Manager, error) {
-	m := &Manager{cfg: cfg, log: log, dir: pki.Dir(cfg.PKIDir()), Now: time.Now, opened: make(chan struct{}), peers: map[string]*api.Client{}, local: local}
+	m := &Manager{cfg: cfg, log: log, dir: pki.Dir(cfg.PKIDir()), Now: time.Now, opened: make(chan struct{}), peers: map[string]*api.Client{}, local: local,
+		pinBusy: map[string]bool{}, pinFailed: map[string]time.Time{}}
 	mat, err := pki.LoadDir(cfg.PKIDir())
 	switch {
 	case err == nil:
@@ -232,6 +241,8 @@ func (m *Manager) open(ctx context.Context, bootstrap bool) error {
 			return err
 		}
 		m.store, m.keys = st, keys
+		m.quit = make(chan struct{})
+		go m.followKeys(st, keys, m.quit)
 	}
 	if bootstrap {
 		has, err := m.store.HasState()
@@ -270,28 +281,36 @@ func (m *Manager) Register(ctx context.Context) error {
 	n, ok := st.Node(m.cfg.NodeName)
 	if ok && n.APIAddr == m.cfg.ClusterAdvertise() && n.RaftAddr == m.cfg.RaftAdvertise() && n.Address == m.cfg.AdvertiseAddr && n.SentinelPort == m.cfg.SentinelPort &&
 		n.AgentVersion == m.cfg.AgentVersion && n.FeatureLevel == raftstate.FeatureLevel && n.Versions != nil && slices.Equal(n.Versions, versions) {
-		return nil
+		return m.pinSelf(ctx, st)
 	}
 	at := m.Now().UTC()
 	if ok && !n.JoinedAt.IsZero() {
 		at = n.JoinedAt
 	}
-	return st.Apply(ctx, raftstate.CmdRegisterNode, raftstate.RegisterNode{
+	err := st.Apply(ctx, raftstate.CmdRegisterNode, raftstate.RegisterNode{
 		Name: m.cfg.NodeName, RaftAddr: m.cfg.RaftAdvertise(), APIAddr: m.cfg.ClusterAdvertise(),
 		Address: m.cfg.AdvertiseAddr, SentinelPort: m.cfg.SentinelPort, At: at,
 		AgentVersion: m.cfg.AgentVersion, FeatureLevel: raftstate.FeatureLevel, Versions: versions,
 	})
+	if err != nil {
+		return err
+	}
+	return m.pinSelf(ctx, st)
 }
 
 // ServerTLS is the cluster API listener's configuration: members present
-// certificates; joining hosts may present none and must carry a token.
+// certificates; joining hosts may present none and must carry a token. A
+// certificate that is not a current member's pinned one is refused at the
+// handshake.
 func (m *Manager) ServerTLS() (*tls.Config, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.material == nil {
 		return nil, ErrNotMember
 	}
-	return pki.JoinServerConfig(m.material), nil
+	c := pki.JoinServerConfig(m.material)
+	c.VerifyConnection = m.verifyMember(true)
+	return c, nil
 }
 
 // PeerClient returns a mutual-TLS client to another member's cluster API.
@@ -305,7 +324,11 @@ func (m *Manager) PeerClient(addr string) (*api.Client, error) {
 	if c, ok := m.peers[addr]; ok {
 		return c, nil
 	}
-	c := api.NewRemoteClient(addr, pki.ClientConfig(m.material, ""))
+	tc := pki.ClientConfig(m.material, "")
+	// The member answering must be a current member with its pinned
+	// certificate too: a forward or a report never goes to an impostor.
+	tc.VerifyConnection = m.verifyMember(false)
+	c := api.NewRemoteClient(addr, tc)
 	m.peers[addr] = c
 	return c, nil
 }
@@ -376,14 +399,16 @@ func (m *Manager) Admit(ctx context.Context, req api.JoinRequest) (api.JoinRespo
 	}
 	m.mu.Lock()
 	mat := m.material
+	keys := m.keys
 	m.mu.Unlock()
 	if mat.CA == nil {
 		return api.JoinResponse{}, errors.New("this node cannot issue certificates (no ca.key)")
 	}
-	err = st.Apply(ctx, raftstate.CmdConsumeJoinToken, raftstate.ConsumeJoinToken{
-		ID: tok.ID, Hash: tok.Hash(), Node: req.Node, At: m.Now().UTC(),
-	})
-	if err != nil {
+	// Against this leader's state first: a forged, spent or expired token
+	// writes nothing to Raft (the FSM checks again when it applies).
+	now := m.Now().UTC()
+	if err := checkToken(st.View(), tok, req.Node, now); err != nil {
+		m.log.Warn("join refused", "token", tok.ID, "node", req.Node, "err", err)
 		return api.JoinResponse{}, err
 	}
 	ips, names := certAddresses(host)
@@ -391,15 +416,30 @@ func (m *Manager) Admit(ctx context.Context, req api.JoinRequest) (api.JoinRespo
 	if err != nil {
 		return api.JoinResponse{}, err
 	}
-	clusterKey, err := secrets.ReadKey(m.cfg.KeyPath())
-	if err != nil {
-		return api.JoinResponse{}, err
+	clusterKey := keys.Key()
+	consume := raftstate.ConsumeJoinToken{ID: tok.ID, Hash: tok.Hash(), Node: req.Node, At: now}
+	register := raftstate.RegisterNode{
+		Name: req.Node, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Address: req.Address, SentinelPort: req.SentinelPort, At: now,
 	}
-	err = st.Apply(ctx, raftstate.CmdRegisterNode, raftstate.RegisterNode{
-		Name: req.Node, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Address: req.Address, SentinelPort: req.SentinelPort, At: m.Now().UTC(),
-	})
-	if err != nil {
-		return api.JoinResponse{}, err
+	if level, _, lerr := st.ClusterLevel(); lerr == nil && level >= 3 {
+		// One entry: the node is never a member without its pin.
+		pin, err := pki.FingerprintPEM(certPEM)
+		if err != nil {
+			return api.JoinResponse{}, err
+		}
+		err = st.Apply(ctx, raftstate.CmdAdmitNode, raftstate.AdmitNode{Token: consume, Node: register, CertSHA256: pin})
+		if err != nil {
+			return api.JoinResponse{}, err
+		}
+	} else {
+		// A voter from before level 3: the join as it was, unpinned
+		// (pinned on first use once every voter is upgraded).
+		if err := st.Apply(ctx, raftstate.CmdConsumeJoinToken, consume); err != nil {
+			return api.JoinResponse{}, err
+		}
+		if err := st.Apply(ctx, raftstate.CmdRegisterNode, register); err != nil {
+			return api.JoinResponse{}, err
+		}
 	}
 	m.log.Info("node admitted; waiting for it to start raft", "node", req.Node, "raft", req.RaftAddr)
 	return api.JoinResponse{
@@ -580,6 +620,10 @@ func (m *Manager) Close() error {
 	for addr, c := range m.peers {
 		c.Close()
 		delete(m.peers, addr)
+	}
+	if m.quit != nil {
+		close(m.quit)
+		m.quit = nil
 	}
 	if m.store == nil {
 		return nil
