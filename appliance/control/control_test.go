@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,28 @@ type rig struct {
 	cl    *cluster.Manager
 	live  *health.View
 	store *raftstate.Store
+	// rec is the node's reconciler, run only by tests that need
+	// instances (runReconciler); clock is its clock and the controller's.
+	rec   *reconcile.Reconciler
+	clock *testClock
+}
+
+// testClock is a clock tests move by hand.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func newRig(t *testing.T) *rig {
@@ -52,6 +75,9 @@ func newRig(t *testing.T) *rig {
 	}
 	cfg.AgentVersion = "test"
 	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("RA_DEBUG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	local := versions.NewLocal(cfg.NodeName, cfg.RedisPaths, log)
 	if len(local.Refresh(context.Background())) == 0 {
 		t.Fatal("no redis-server on this machine: apt-get install redis-server")
@@ -74,7 +100,8 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sup.Close() })
-	rec := reconcile.New(reconcile.Config{Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), UID: -1, GID: -1, Binary: local.Binary}, cl, sup, cl, log)
+	clock := &testClock{now: time.Now()}
+	rec := reconcile.New(reconcile.Config{Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), Bind: cfg.BindAddrs(), UID: -1, GID: -1, Binary: local.Binary, Now: clock.Now}, cl, sup, cl, log)
 	live := health.NewView()
 	status := failover.NewStatus()
 	ctl := New(Deps{
@@ -82,11 +109,12 @@ func newRig(t *testing.T) *rig {
 		FailoverCluster: func() failover.Cluster { return failover.Cluster{Store: cl.Store(), Log: log, Now: time.Now} },
 		Supervisor:      sup.Kind(), Log: log,
 	})
+	ctl.Now = clock.Now
 	ctl.MarkReady()
 	if err := cl.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{ctl: ctl, cl: cl, live: live, store: cl.Store()}
+	return &rig{ctl: ctl, cl: cl, live: live, store: cl.Store(), rec: rec, clock: clock}
 }
 
 // addNode records a node n in the state with the versions it reported (nil:

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,10 +63,11 @@ func (p *Pool) Get(ctx context.Context, key, addr string, creds func() ([]Creden
 }
 
 // Refused forgets the client for key if err says the server refused its
-// credentials (they were rotated since it connected), so that the next
-// Get tries them all again.
+// credentials (they were rotated since it connected) or the command (its
+// user lost the right: the default user of an instance from before
+// access control), so that the next Get tries every credential again.
 func (p *Pool) Refused(key string, err error) {
-	if IsAuthError(err) {
+	if IsAuthError(err) || (err != nil && strings.HasPrefix(err.Error(), "NOPERM")) {
 		p.Forget(key)
 	}
 }

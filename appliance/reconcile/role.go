@@ -94,6 +94,7 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 	defer cancel()
 	info, err := instance.ReadInfo(ctx, c, "replication")
 	if err != nil {
+		r.probes.refused(in.ID, err)
 		// Not answering yet (loading): the next pass tries again; the
 		// file it will read on a restart already has the role.
 		return fmt.Errorf("read role: %w", err)
@@ -166,11 +167,22 @@ func (r *Reconciler) applyUsers(ctx context.Context, c *redis.Client, in raftsta
 		r.probes.refused(in.ID, err)
 		return fmt.Errorf("list users: %w", err)
 	}
+	// The default user goes last: this connection may still be the
+	// default user's (an instance from before access control), which
+	// loses every management command with it.
+	if err := c.Do(ctx, "CONFIG", "SET", "masteruser", rep.Master.User, "masterauth", rep.Master.Password).Err(); err != nil {
+		r.probes.refused(in.ID, err)
+		return fmt.Errorf("set masteruser and masterauth: %w", err)
+	}
 	want := map[string]bool{}
+	var last []access.User
 	for _, u := range users {
 		want[u.Name] = true
-		args := append([]any{"ACL", "SETUSER", u.Name}, stringsToAny(u.Args)...)
-		if err := c.Do(ctx, args...).Err(); err != nil {
+		if u.Name == raftstate.DefaultUser {
+			last = append(last, u)
+			continue
+		}
+		if err := c.Do(ctx, append([]any{"ACL", "SETUSER", u.Name}, stringsToAny(u.Args)...)...).Err(); err != nil {
 			return fmt.Errorf("set user %s: %w", u.Name, err)
 		}
 	}
@@ -181,8 +193,10 @@ func (r *Reconciler) applyUsers(ctx context.Context, c *redis.Client, in raftsta
 			}
 		}
 	}
-	if err := c.Do(ctx, "CONFIG", "SET", "masteruser", rep.Master.User, "masterauth", rep.Master.Password).Err(); err != nil {
-		return fmt.Errorf("set masteruser and masterauth: %w", err)
+	for _, u := range last {
+		if err := c.Do(ctx, append([]any{"ACL", "SETUSER", u.Name}, stringsToAny(u.Args)...)...).Err(); err != nil {
+			return fmt.Errorf("set user %s: %w", u.Name, err)
+		}
 	}
 	r.probes.forget(in.ID)
 	r.mu.Lock()
@@ -216,6 +230,7 @@ func (r *Reconciler) Fence(ctx context.Context, db *raftstate.Database, in rafts
 		n = redisconf.FencedMinReplicas
 	}
 	if err := c.Do(ctx, "CONFIG", "SET", "min-replicas-to-write", strconv.Itoa(n)).Err(); err != nil {
+		r.probes.refused(in.ID, err)
 		return fmt.Errorf("fence %s (%t): %w", in.ID, fenced, err)
 	}
 	return nil
