@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
+	"github.com/redis-appliance/redis-appliance/raftstate"
 	"github.com/redis-appliance/redis-appliance/tui/internal/tuitest"
 	"github.com/redis-appliance/redis-appliance/tui/source"
 )
@@ -44,6 +45,11 @@ type fakeAPI struct {
 	events     []api.Event
 	eventsErr  error
 	eventReads int
+	// userCreates and rotations record the user calls (every one, refused
+	// or not); passwords counts the passwords made, each unique.
+	userCreates []api.CreateUserRequest
+	rotations   []string
+	passwords   int
 }
 
 var _ source.API = (*fakeAPI)(nil)
@@ -312,4 +318,82 @@ func (f *fakeAPI) set(fn func(f *fakeAPI)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// fakePassword is the fake's nth password: unlike any other text on
+// screen, so a test can tell where it shows.
+func fakePassword(n int) string { return fmt.Sprintf("Pw%02dxQ7mZr4vK9tLw2sN8bY3cH6", n) }
+
+// CreateUser checks the request with the agent's own rules (raftstate's,
+// which the agent's control plane applies before writing anything), then
+// adds the user to the database's list and gives it a new password.
+func (f *fakeAPI) CreateUser(_ context.Context, name string, req api.CreateUserRequest) (api.Credentials, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.userCreates = append(f.userCreates, req)
+	if f.refuse != nil {
+		return api.Credentials{}, f.refuse
+	}
+	u := raftstate.User{Name: req.Name, Role: raftstate.UserRole(req.Role), Keys: req.Keys, Channels: req.Channels, Password: raftstate.Sealed{0}}
+	if err := raftstate.CheckUser(&u); err != nil {
+		return api.Credentials{}, &api.Error{Status: 400, Message: strings.TrimSuffix(err.Error(), ": "+raftstate.ErrInvalid.Error())}
+	}
+	i := slices.IndexFunc(f.dbs, func(db api.Database) bool { return db.Name == name })
+	switch {
+	case i < 0:
+		return api.Credentials{}, &api.Error{Status: 404, Message: fmt.Sprintf("database %q does not exist", name)}
+	case !f.dbs[i].AccessControl:
+		return api.Credentials{}, &api.Error{Status: 409, Message: fmt.Sprintf("database %s has no users yet: upgrade the agent on n3 first (every node must run a release with access control)", name)}
+	case slices.ContainsFunc(f.dbs[i].Users, func(u api.DatabaseUser) bool { return u.Name == req.Name }):
+		return api.Credentials{}, &api.Error{Status: 409, Message: fmt.Sprintf("database %s has a user %s already; rotate its password with redis-appliance db user rotate %s %s", name, req.Name, name, req.Name)}
+	}
+	db := f.dbs[i]
+	db.Users = append(slices.Clone(db.Users), api.DatabaseUser{
+		Name: req.Name, Role: req.Role, Keys: orAll(req.Keys), Channels: orAll(req.Channels), CreatedAt: time.Now().UTC(),
+	})
+	f.dbs[i] = db
+	return f.credentials(db, req.Name, nil), nil
+}
+
+// RotateUser gives a user a new password; the old one works for the
+// agent's default grace, a day.
+func (f *fakeAPI) RotateUser(_ context.Context, name, user string, req api.RotateRequest) (api.Credentials, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rotations = append(f.rotations, name+"/"+user)
+	if f.refuse != nil {
+		return api.Credentials{}, f.refuse
+	}
+	i := slices.IndexFunc(f.dbs, func(db api.Database) bool { return db.Name == name })
+	if i < 0 {
+		return api.Credentials{}, &api.Error{Status: 404, Message: fmt.Sprintf("database %q does not exist", name)}
+	}
+	db := f.dbs[i]
+	db.Users = slices.Clone(db.Users)
+	j := slices.IndexFunc(db.Users, func(u api.DatabaseUser) bool { return u.Name == user })
+	if j < 0 {
+		return api.Credentials{}, &api.Error{Status: 404, Message: fmt.Sprintf("database %s has no user %q; see redis-appliance db user list %s", name, user, name)}
+	}
+	now := time.Now().UTC()
+	until := now.Add(24 * time.Hour)
+	db.Users[j].RotatedAt, db.Users[j].PreviousValidUntil = now, &until
+	f.dbs[i] = db
+	return f.credentials(db, user, &until), nil
+}
+
+func (f *fakeAPI) credentials(db api.Database, user string, until *time.Time) api.Credentials {
+	f.passwords++
+	pw := fakePassword(f.passwords)
+	return api.Credentials{
+		Database: db.Name, User: user, Password: pw, PreviousValidUntil: until,
+		URL: fmt.Sprintf("redis://%s:%s@%s:%d/0", user, pw, db.Instances[0].Host, db.Port),
+	}
+}
+
+// orAll is the patterns as the agent lists them: none means all.
+func orAll(ps []string) []string {
+	if len(ps) == 0 {
+		return []string{"*"}
+	}
+	return ps
 }

@@ -12,9 +12,11 @@ import (
 	"github.com/redis-appliance/redis-appliance/tui/components/clusterview"
 	"github.com/redis-appliance/redis-appliance/tui/components/confirm"
 	"github.com/redis-appliance/redis-appliance/tui/components/createform"
+	"github.com/redis-appliance/redis-appliance/tui/components/credentials"
 	"github.com/redis-appliance/redis-appliance/tui/components/dbdetail"
 	"github.com/redis-appliance/redis-appliance/tui/components/dblist"
 	"github.com/redis-appliance/redis-appliance/tui/components/events"
+	"github.com/redis-appliance/redis-appliance/tui/components/userform"
 	"github.com/redis-appliance/redis-appliance/tui/source"
 	"github.com/redis-appliance/redis-appliance/tui/uictx"
 )
@@ -54,6 +56,20 @@ type op struct {
 	// the agent pick the most up-to-date replica).
 	req api.CreateDatabaseRequest
 	to  string
+	// user is the application user of a user create or rotate, and
+	// userReq a user create's request (never a password: the agent
+	// makes it).
+	user    string
+	userReq api.CreateUserRequest
+}
+
+// subject names what o acts on, for the messages: the database or node,
+// or a user of a database.
+func (o op) subject() string {
+	if o.user != "" {
+		return o.user + " of " + o.target
+	}
+	return o.target
 }
 
 // Model is the root of the UI: it owns the shared context, routes
@@ -75,6 +91,13 @@ type Model struct {
 	confirm   confirm.Model
 	inConfirm bool
 	inHelp    bool
+	// userForm adds an application user to the database of the detail.
+	userForm   userform.Model
+	inUserForm bool
+	// secrets are the passwords the agent gave once (a user created or
+	// rotated), not dismissed yet, oldest first: the first is on screen,
+	// above everything. A dismissed one is dropped at once.
+	secrets []credentials.Model
 
 	status    api.ClusterStatus
 	hasStatus bool
@@ -172,15 +195,52 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 	case confirm.ConfirmedMsg:
 		m.inConfirm = false
 		o := msg.Tag.(op)
-		o.to = msg.Choice
+		if o.action == source.RotateUser {
+			o.user = msg.Choice
+		} else {
+			o.to = msg.Choice
+		}
 		return m, m.start(o)
 	case confirm.CancelledMsg:
 		m.inConfirm = false
+		return m, nil
+	case userform.SubmitMsg:
+		m.userForm.SetPending(m.ctx.Now)
+		return m, m.start(op{action: source.CreateUser, target: msg.Database, user: msg.Request.Name, userReq: msg.Request})
+	case userform.CancelMsg:
+		m.inUserForm = false
+		if msg.Pending {
+			m.setFlash(false, fmt.Sprintf("creating user %s of %s goes on in the background; its password is shown when it is done", m.userForm.Name(), m.userForm.Database()))
+		}
+		return m, nil
+	case credentials.DismissedMsg:
+		m.dropSecret()
 		return m, nil
 	case tea.KeyMsg:
 		return m.onKey(msg)
 	}
 	return m, nil
+}
+
+// showSecret puts a password the agent gave once on screen, above
+// everything, until dismissed.
+func (m *Model) showSecret(c api.Credentials, rotated bool) {
+	p := credentials.New(m.ctx, c, rotated)
+	p.SetSize(m.ctx.Width, m.contentHeight())
+	m.secrets = append(m.secrets, p)
+}
+
+// dropSecret forgets the password on screen. Its element is zeroed, not
+// only sliced off: the backing array would still hold it.
+func (m *Model) dropSecret() {
+	if len(m.secrets) == 0 {
+		return
+	}
+	m.secrets[0] = credentials.Model{}
+	m.secrets = m.secrets[1:]
+	if len(m.secrets) == 0 {
+		m.secrets = nil
+	}
 }
 
 func (m Model) onTick(now time.Time) (Model, tea.Cmd) {
@@ -262,7 +322,8 @@ func (m *Model) updateStale() {
 func (m *Model) start(o op) tea.Cmd {
 	o.since = m.ctx.Now
 	m.pending = append(m.pending, o)
-	m.ctx.Log.Info("action", "action", o.action.String(), "target", o.target, "to", o.to)
+	// Never a password: the op has none, and the answer is not logged.
+	m.ctx.Log.Info("action", "action", o.action.String(), "target", o.target, "to", o.to, "user", o.user)
 	switch o.action {
 	case source.Create:
 		return m.src.Create(o.req)
@@ -278,19 +339,23 @@ func (m *Model) start(o op) tea.Cmd {
 		return m.src.Promote(o.target)
 	case source.Unlink:
 		return m.src.Unlink(o.target)
+	case source.CreateUser:
+		return m.src.CreateUser(o.target, o.userReq)
+	case source.RotateUser:
+		return m.src.RotateUser(o.target, o.user)
 	}
 	return nil
 }
 
 func (m Model) onAction(r source.ActionMsg) (Model, tea.Cmd) {
 	for i, p := range m.pending {
-		if p.action == r.Action && p.target == r.Target {
+		if p.action == r.Action && p.target == r.Target && p.user == r.User {
 			m.pending = append(m.pending[:i:i], m.pending[i+1:]...)
 			break
 		}
 	}
 	if r.Err != nil {
-		m.ctx.Log.Info("action failed", "action", r.Action.String(), "target", r.Target, "err", r.Err)
+		m.ctx.Log.Info("action failed", "action", r.Action.String(), "target", r.Target, "user", r.User, "err", r.Err)
 	}
 	took := uictx.FormatAge(r.Took)
 	switch r.Action {
@@ -357,6 +422,28 @@ func (m Model) onAction(r source.ActionMsg) (Model, tea.Cmd) {
 		} else {
 			m.setFlash(false, fmt.Sprintf("unlinked %s in %s: it follows nothing and refuses writes until promoted (P)", r.Target, took))
 		}
+	case source.CreateUser:
+		formShown := m.inUserForm && m.userForm.Pending() && m.userForm.Database() == r.Target && m.userForm.Name() == r.User
+		switch {
+		case r.Err != nil && formShown:
+			// The form stays open with the agent's answer, to fix it.
+			m.userForm.SetResult(r.Err)
+		case r.Err != nil:
+			m.setFlash(true, fmt.Sprintf("create user %s of %s: %v", r.User, r.Target, r.Err))
+		default:
+			if formShown {
+				m.inUserForm = false
+			}
+			m.showSecret(r.Credentials, false)
+			m.setFlash(false, fmt.Sprintf("created user %s of %s in %s", r.User, r.Target, took))
+		}
+	case source.RotateUser:
+		if r.Err != nil {
+			m.setFlash(true, fmt.Sprintf("rotate user %s of %s: %v", r.User, r.Target, r.Err))
+		} else {
+			m.showSecret(r.Credentials, true)
+			m.setFlash(false, fmt.Sprintf("rotated the password of user %s of %s in %s", r.User, r.Target, took))
+		}
 	case source.Drain:
 		switch {
 		case r.Err != nil:
@@ -403,11 +490,17 @@ func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 	switch {
 	case key.Matches(k, km.ForceQuit):
 		return m, tea.Quit
+	case len(m.secrets) > 0:
+		m.secrets[0], cmd = m.secrets[0].Update(k)
+		return m, cmd
 	case m.inConfirm:
 		m.confirm, cmd = m.confirm.Update(k)
 		return m, cmd
 	case m.inForm:
 		m.form, cmd = m.form.Update(k)
+		return m, cmd
+	case m.inUserForm:
+		m.userForm, cmd = m.userForm.Update(k)
 		return m, cmd
 	case m.inHelp:
 		if key.Matches(k, km.Help, km.Back, km.Quit) {
@@ -454,7 +547,17 @@ func (m Model) onKey(k tea.KeyMsg) (Model, tea.Cmd) {
 			return m, nil
 		}
 		if !m.detail.Gone() {
-			if next, cmd, ok := m.onDatabaseKey(k, m.detail.Database()); ok {
+			db := m.detail.Database()
+			switch {
+			case key.Matches(k, km.NewUser):
+				m.userForm = userform.New(m.ctx, db.Name)
+				m.inUserForm = true
+				return m, nil
+			case key.Matches(k, km.RotateUser):
+				m.askRotate(db)
+				return m, nil
+			}
+			if next, cmd, ok := m.onDatabaseKey(k, db); ok {
 				return next, cmd
 			}
 		}
@@ -640,5 +743,29 @@ func (m *Model) askUnlink(db api.Database) {
 	}
 	body := fmt.Sprintf("%s stops following %s and keeps its data as it is now, read-only: writes get NOPERM until it is promoted. This cannot be undone: to follow %s again, create a new linked replica of it (L).", db.Name, db.Follows, db.Follows)
 	m.confirm = confirm.NewYesNo(m.ctx, "Unlink "+db.Name+"?", body, op{action: source.Unlink, target: db.Name})
+	m.inConfirm = true
+}
+
+// askRotate asks which user of db gets a new password. The old one keeps
+// working for the agent's default grace, a day (as db user rotate).
+func (m *Model) askRotate(db api.Database) {
+	if len(db.Users) == 0 {
+		why := "it has no application users; a adds one"
+		if !db.AccessControl {
+			why = "it has no access control yet, until every node is upgraded"
+		}
+		m.setFlash(true, fmt.Sprintf("cannot rotate a password of %s: %s", db.Name, why))
+		return
+	}
+	choices := make([]confirm.Choice, len(db.Users))
+	for i, u := range db.Users {
+		detail := u.Role + " · never rotated"
+		if !u.RotatedAt.IsZero() {
+			detail = u.Role + " · rotated " + uictx.FormatAge(m.ctx.Now.Sub(u.RotatedAt)) + " ago"
+		}
+		choices[i] = confirm.Choice{Value: u.Name, Label: u.Name, Detail: detail}
+	}
+	body := fmt.Sprintf("The chosen user of %s gets a new password, shown once. Its old password keeps working for a day (the agent's default grace), for the applications to be given the new one; then it stops.", db.Name)
+	m.confirm = confirm.NewChoice(m.ctx, "Rotate a password of "+db.Name+"?", body, "rotate", choices, op{action: source.RotateUser, target: db.Name})
 	m.inConfirm = true
 }

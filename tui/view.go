@@ -52,6 +52,10 @@ func (m *Model) layout() {
 	m.detail.SetSize(w, h)
 	m.form.SetSize(w, h)
 	m.confirm.SetSize(w, h)
+	m.userForm.SetSize(w, h)
+	for i := range m.secrets {
+		m.secrets[i].SetSize(w, h)
+	}
 }
 
 // View draws the whole screen: exactly the terminal's size, never more,
@@ -110,6 +114,8 @@ func (m Model) tabsView() string {
 	}
 	crumb := ""
 	switch {
+	case len(m.secrets) > 0:
+		crumb = "password, shown once"
 	case m.inHelp:
 		crumb = "keys"
 	case m.inConfirm:
@@ -118,6 +124,8 @@ func (m Model) tabsView() string {
 		crumb = "new linked replica of " + m.form.Source()
 	case m.inForm:
 		crumb = "new database"
+	case m.inUserForm:
+		crumb = "new user of " + m.userForm.Database()
 	case m.tab == TabDatabases && m.inDetail:
 		crumb = m.detail.Name()
 	}
@@ -191,12 +199,16 @@ func (m Model) bannerLines() int {
 func (m Model) contentView() string {
 	w, h := m.ctx.Width, m.contentHeight()
 	switch {
+	case len(m.secrets) > 0:
+		return m.secrets[0].View()
 	case m.inHelp:
 		return m.helpView(w, h)
 	case m.inConfirm:
 		return m.confirm.View()
 	case m.inForm:
 		return m.form.View()
+	case m.inUserForm:
+		return m.userForm.View()
 	}
 	switch m.tab {
 	case TabCluster:
@@ -238,7 +250,7 @@ func (m Model) messageView() string {
 	st := m.ctx.Styles
 	var parts []string
 	for _, p := range m.pending {
-		parts = append(parts, st.Info.Render(fmt.Sprintf("⋯ %s %s %s", p.action.Ongoing(), p.target, uictx.FormatAge(m.ctx.Now.Sub(p.since)))))
+		parts = append(parts, st.Info.Render(fmt.Sprintf("⋯ %s %s %s", p.action.Ongoing(), p.subject(), uictx.FormatAge(m.ctx.Now.Sub(p.since)))))
 	}
 	if f := m.flash; f != nil {
 		if f.err {
@@ -288,14 +300,21 @@ func (m Model) shortHelp() []hint {
 		return out
 	}
 	switch {
+	case len(m.secrets) > 0:
+		return keep(key.NewBinding(key.WithHelp("enter/esc", "close, forget the password")), km.ForceQuit)
 	case m.inHelp:
 		return keep(km.Help, km.Back)
-	case m.inConfirm, m.inForm:
+	case m.inConfirm, m.inForm, m.inUserForm:
 		return keep(km.Back, km.ForceQuit)
 	case m.tab == TabDatabases && m.inDetail:
 		hs := []hint{{km.Reveal, 3}}
 		if !m.detail.Gone() {
-			hs = append(hs, m.databaseHints(m.detail.Database())...)
+			db := m.detail.Database()
+			hs = append(hs, hint{km.NewUser, 3})
+			if len(db.Users) > 0 {
+				hs = append(hs, hint{km.RotateUser, 4})
+			}
+			hs = append(hs, m.databaseHints(db)...)
 		}
 		return append(hs, hint{km.Back, 2}, hint{km.Help, 0}, hint{km.Quit, 5})
 	case m.tab == TabDatabases && m.dbs.Capturing(), m.tab == TabEvents && m.events.Capturing():

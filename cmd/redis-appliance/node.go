@@ -312,7 +312,7 @@ keys and becomes a Raft voter.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(status, initCmd, tokenCmd, joinCmd, leaveCmd, newClusterRecoverCmd())
+	cmd.AddCommand(status, initCmd, tokenCmd, joinCmd, leaveCmd, newClusterRecoverCmd(), newClusterRotateKeyCmd(g))
 	return cmd
 }
 

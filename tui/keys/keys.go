@@ -42,6 +42,10 @@ type KeyMap struct {
 	Unlink    key.Binding
 	Replicate key.Binding
 
+	// Application users of a database, in its detail.
+	NewUser    key.Binding
+	RotateUser key.Binding
+
 	// Nodes.
 	Drain key.Binding
 
@@ -93,6 +97,10 @@ func Default() KeyMap {
 		Unlink:    b("U", "unlink", "U"),
 		Replicate: b("L", "replicate", "L"),
 
+		// Lowercase, as new: each opens a form or a dialog first.
+		NewUser:    b("a", "add user", "a"),
+		RotateUser: b("p", "rotate user", "p"),
+
 		Drain: b("d", "drain", "d"),
 
 		NextField: b("tab/↓", "next field", "tab", "down"),
@@ -127,5 +135,6 @@ func (k KeyMap) Groups() []Group {
 			h("P U", "promote, unlink"), h("R", "restart"), h("D", "delete")}},
 		{"Forms, dialogs", []key.Binding{h("tab ↓", "next field"), h("S-tab ↑", "previous field"), h("← →", "choose"),
 			h("↑↓", "pick (failover)"), h("enter", "next, create"), h("ctrl+s", "create"), h("y n", "yes, no"), h("esc", "cancel")}},
+		{"Users (in the detail)", []key.Binding{h("a", "add a user"), h("p", "new password")}},
 	}
 }

@@ -32,6 +32,8 @@ type API interface {
 	FailoverDatabase(ctx context.Context, name string, req api.FailoverRequest) (api.FailoverResult, error)
 	PromoteDatabase(ctx context.Context, name string) (api.Database, error)
 	UnlinkDatabase(ctx context.Context, name string) (api.Database, error)
+	CreateUser(ctx context.Context, db string, req api.CreateUserRequest) (api.Credentials, error)
+	RotateUser(ctx context.Context, db, user string, req api.RotateRequest) (api.Credentials, error)
 	Events(ctx context.Context) ([]api.Event, error)
 }
 
@@ -218,6 +220,8 @@ const (
 	Failover
 	Promote
 	Unlink
+	CreateUser
+	RotateUser
 )
 
 // String returns the verb ("restart").
@@ -237,6 +241,10 @@ func (a Action) String() string {
 		return "promote"
 	case Unlink:
 		return "unlink"
+	case CreateUser:
+		return "user create"
+	case RotateUser:
+		return "user rotate"
 	}
 	return fmt.Sprintf("action %d", int(a))
 }
@@ -258,6 +266,10 @@ func (a Action) Ongoing() string {
 		return "promoting"
 	case Unlink:
 		return "unlinking"
+	case CreateUser:
+		return "creating user"
+	case RotateUser:
+		return "rotating the password of user"
 	}
 	return a.String()
 }
@@ -267,7 +279,10 @@ type ActionMsg struct {
 	Action Action
 	// Target is the database or node acted on.
 	Target string
-	Err    error
+	// User is the application user of Target a user create or rotate
+	// is about.
+	User string
+	Err  error
 	// Took is how long the agent took to answer.
 	Took time.Duration
 	// Database is the database after a create, restart, promote or
@@ -277,6 +292,9 @@ type ActionMsg struct {
 	Drain api.DrainResponse
 	// Failover is the switchover's outcome: the nodes, the write pause.
 	Failover api.FailoverResult
+	// Credentials are a user's new password and URL after a user create
+	// or rotate: to be shown once, and never logged.
+	Credentials api.Credentials
 }
 
 // Create asks for a new database; the agent answers once it runs.
@@ -332,6 +350,26 @@ func (s *Source) Promote(name string) tea.Cmd {
 func (s *Source) Unlink(name string) tea.Cmd {
 	return s.act(Unlink, name, func(ctx context.Context, m *ActionMsg) (err error) {
 		m.Database, err = s.api.UnlinkDatabase(ctx, name)
+		return err
+	})
+}
+
+// CreateUser adds an application user to a database; the answer holds
+// its password, which the agent shows this once.
+func (s *Source) CreateUser(db string, req api.CreateUserRequest) tea.Cmd {
+	return s.act(CreateUser, db, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.User = req.Name
+		m.Credentials, err = s.api.CreateUser(ctx, db, req)
+		return err
+	})
+}
+
+// RotateUser gives an application user a new password, shown this once;
+// the old one works for the agent's default grace period (a day).
+func (s *Source) RotateUser(db, user string) tea.Cmd {
+	return s.act(RotateUser, db, func(ctx context.Context, m *ActionMsg) (err error) {
+		m.User = user
+		m.Credentials, err = s.api.RotateUser(ctx, db, user, api.RotateRequest{})
 		return err
 	})
 }

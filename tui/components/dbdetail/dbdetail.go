@@ -2,8 +2,9 @@
 // connection URL with the password masked until `r` reveals it, its
 // replication (primary node and epoch, the primary's ops/s and connected
 // clients, replicas, why a failed primary is not being replaced, what it
-// follows, its linked replicas, read-only, when it was promoted), its last
-// few events, and its instances with their node, role, address, state,
+// follows, its linked replicas, read-only, when it was promoted), whether
+// it has access control and its application users (never their
+// passwords), its last few events, and its instances with their node, role, address, state,
 // replication link, sync, lag, last IO and offset, ops/s, clients, pid,
 // restarts and redis-server version. What the width leaves out of the
 // table is on the line under it, for the instance under the cursor.
@@ -79,6 +80,14 @@ var Flavors = map[string]string{
 
 // panelLines is the most the line about the selected instance takes.
 const panelLines = 2
+
+// userRows is the most users the users' table lists; the others are
+// named on one line under it.
+const userRows = 4
+
+// userCellMax is the widest a user's name or patterns are drawn in the
+// users' table.
+const userCellMax = 20
 
 // eventLines is the most events of the database the summary lists; on a
 // short screen it lists the newest only, or none.
@@ -256,15 +265,16 @@ func (m Model) View() string {
 
 // summary returns the lines above the instances' table, its title
 // included. On a short screen it leaves out the unit, the creation time,
-// a blank line and all but the newest event, then that event too, so
-// that the instances keep some rows.
+// a blank line and all but the newest event, then the users' rows (their
+// names stay on the users line), then that event too, so that the
+// instances keep some rows.
 func (m Model) summary() []string {
 	var lines []string
 	for _, c := range []struct {
-		short   bool
-		nEvents int
-	}{{false, eventLines}, {true, 1}, {true, 0}} {
-		lines = m.summaryLines(c.short, c.nEvents)
+		short          bool
+		nEvents, users int
+	}{{false, eventLines, userRows}, {true, 1, userRows}, {true, 1, 0}, {true, 0, 0}} {
+		lines = m.summaryLines(c.short, c.nEvents, c.users)
 		if m.height <= 0 || m.height-len(lines) >= 1+min(len(m.db.Instances), 3) {
 			break
 		}
@@ -272,7 +282,7 @@ func (m Model) summary() []string {
 	return lines
 }
 
-func (m Model) summaryLines(short bool, nEvents int) []string {
+func (m Model) summaryLines(short bool, nEvents, nUsers int) []string {
 	st := m.ctx.Styles
 	db := m.db
 	title := st.Title.Render("DATABASE "+db.Name) + "  " + st.State(db.State).Render(db.State)
@@ -363,6 +373,7 @@ func (m Model) summaryLines(short bool, nEvents int) []string {
 		}
 		add("promoted", at)
 	}
+	lines = append(lines, m.userLines(nUsers)...)
 	for i, l := range m.eventLines(m.events[:min(len(m.events), nEvents)]) {
 		label := ""
 		if i == 0 {
@@ -374,6 +385,93 @@ func (m Model) summaryLines(short bool, nEvents int) []string {
 		lines = append(lines, "")
 	}
 	return append(lines, st.Title.Render("INSTANCES")+fmt.Sprintf(" %d", len(db.Instances)))
+}
+
+// userLines say whether the database has access control and list its
+// application users, never a password: with rows > 0, a table of up to
+// that many users (name, role, key and channel patterns, when the
+// password was last rotated, until when the one it replaced works), else
+// their names and roles on one line.
+func (m Model) userLines(rows int) []string {
+	st := m.ctx.Styles
+	db := m.db
+	if !db.AccessControl {
+		// A database from before access control, until every node runs a
+		// release with it: the URL's user can still lift the fence.
+		ls := strings.Split(st.Warn.Width(max(m.width-10, 20)).Render("off: the default user has every command until every node is upgraded"), "\n")
+		out := []string{m.label("users") + ls[0]}
+		for _, l := range ls[1:min(len(ls), 2)] {
+			out = append(out, strings.Repeat(" ", 10)+l)
+		}
+		return out
+	}
+	us := db.Users
+	keys := " · access control on · a adds one"
+	if len(us) > 0 {
+		keys += ", p rotates one"
+	}
+	if len(us) == 0 {
+		return []string{m.label("users") + layout.Truncate("none"+st.Faint.Render(keys), m.width-10)}
+	}
+	if rows <= 0 {
+		names := make([]string, len(us))
+		for i, u := range us {
+			names[i] = u.Name + st.Faint.Render(" ("+u.Role+")")
+		}
+		return []string{m.label("users") + layout.Truncate(fmt.Sprintf("%d: %s", len(us), strings.Join(names, ", "))+st.Faint.Render(keys), m.width-10)}
+	}
+	out := []string{m.label("users") + layout.Truncate(strconv.Itoa(len(us))+st.Faint.Render(keys), m.width-10)}
+	shown, more := us, 0
+	if len(us) > rows {
+		shown, more = us[:rows-1], len(us)-(rows-1)
+	}
+	cells := [][]string{{"USER", "ROLE", "KEYS", "CHANNELS", "ROTATED", "OLD PASSWORD UNTIL"}}
+	for _, u := range shown {
+		rotated, until := "-", "-"
+		if !u.RotatedAt.IsZero() {
+			rotated = uictx.FormatAge(m.ctx.Now.Sub(u.RotatedAt)) + " ago"
+		}
+		if u.PreviousValidUntil != nil {
+			until = u.PreviousValidUntil.UTC().Format("01-02 15:04 UTC")
+		}
+		cells = append(cells, []string{u.Name, u.Role, patterns(u.Keys), patterns(u.Channels), rotated, until})
+	}
+	// Each column as wide as its widest cell; names and patterns at most
+	// userCellMax, cut with "…".
+	widths := make([]int, len(cells[0]))
+	for _, row := range cells {
+		for i, c := range row {
+			widths[i] = max(widths[i], min(layout.Width(c), userCellMax))
+		}
+	}
+	for r, row := range cells {
+		parts := make([]string, len(row))
+		for i, c := range row {
+			parts[i] = layout.Pad(layout.Truncate(c, widths[i]), widths[i])
+		}
+		l := strings.TrimRight(layout.Truncate(strings.Join(parts, "  "), m.width-10), " ")
+		if r == 0 {
+			l = st.Header.Render(l)
+		}
+		out = append(out, strings.Repeat(" ", 10)+l)
+	}
+	if more > 0 {
+		var names []string
+		for _, u := range us[len(shown):] {
+			names = append(names, u.Name)
+		}
+		out = append(out, strings.Repeat(" ", 10)+st.Faint.Render(layout.Truncate(fmt.Sprintf("… %d more: %s", more, strings.Join(names, ", ")), m.width-10)))
+	}
+	return out
+}
+
+// patterns are a user's key or channel patterns as the agent lists them
+// ("*" for all).
+func patterns(ps []string) string {
+	if len(ps) == 0 {
+		return "*"
+	}
+	return strings.Join(ps, " ")
 }
 
 // eventLines are the events, one a line, in columns: the time, the kind

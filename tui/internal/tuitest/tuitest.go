@@ -109,6 +109,7 @@ func Database(name, version, flavor, state, node string, plan, used int64) api.D
 		Name: name, Version: version, Flavor: flavor, MemoryBytes: plan,
 		CreatedAt: Now.Add(-26 * time.Hour), Port: port, Unit: in.Unit, State: state,
 		MemoryUsedBytes: used, OpsPerSec: in.OpsPerSec, Clients: in.Clients, Instances: []api.Instance{in},
+		AccessControl: true,
 	}
 }
 
@@ -197,7 +198,9 @@ func WithReplicas(db api.Database, rs ...Lagging) api.Database {
 // hand-picked names and replication: sessions has two replicas, orders
 // one, db-010 one whose link is down; orders-copy is a linked replica of
 // orders, search-index an unlinked (read-only) one, and carts was
-// promoted from an external Redis it followed.
+// promoted from an external Redis it followed. Every one has access
+// control but ratelimit (from before it); leaderboard has two application
+// users (Users).
 func Databases(n int) []api.Database {
 	names := []string{"cache", "sessions", "orders", "carts", "leaderboard", "ratelimit", "orders-copy", "search-index"}
 	versions := []string{"7.0", "7.2", "7.4", "6.2", "7.10"}
@@ -250,12 +253,30 @@ func Databases(n int) []api.Database {
 			}
 		case "search-index":
 			db.ReadOnly = true
+		case "leaderboard":
+			db.Users = Users()
+		case "ratelimit":
+			// From before access control, on a cluster not upgraded yet.
+			db.AccessControl = false
 		case "carts":
 			at := Now.Add(-3 * time.Hour)
 			db.PromotedAt, db.PromotedFrom, db.Epoch = &at, "10.0.0.9:6379", 1
 		}
 	}
 	return out
+}
+
+// Users returns the application users of leaderboard, as the agent lists
+// them: game, a writer limited to its keys and channels, rotated an hour
+// ago (its old password works 23 hours more); stats, a reader of
+// everything.
+func Users() []api.DatabaseUser {
+	until := Now.Add(23 * time.Hour)
+	return []api.DatabaseUser{
+		{Name: "game", Role: "write", Keys: []string{"lb:*", "scores:*"}, Channels: []string{"lb-events"},
+			CreatedAt: Now.Add(-50 * time.Hour), RotatedAt: Now.Add(-time.Hour), PreviousValidUntil: &until},
+		{Name: "stats", Role: "read", Keys: []string{"*"}, Channels: []string{"*"}, CreatedAt: Now.Add(-30 * time.Hour)},
+	}
 }
 
 // Nodes returns three nodes: n1 the leader, n2 a healthy follower, n3 a
