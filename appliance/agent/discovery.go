@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/api"
 	"github.com/redis-appliance/redis-appliance/appliance/cluster"
@@ -49,6 +50,24 @@ func (d *discovery) password(sealed raftstate.Sealed) string {
 	return string(pw)
 }
 
+// users are the passwords each application user of db may discover with:
+// its own, and the one its last rotation replaced while that still works.
+func (d *discovery) users(db *raftstate.Database) map[string][]string {
+	if db.Access == nil || len(db.Access.Users) == 0 {
+		return nil
+	}
+	now := time.Now()
+	out := make(map[string][]string, len(db.Access.Users))
+	for _, u := range db.Access.Users {
+		pws := []string{d.password(u.Password)}
+		if len(u.Previous) > 0 && now.Before(u.PreviousUntil) {
+			pws = append(pws, d.password(u.Previous))
+		}
+		out[u.Name] = pws
+	}
+	return out
+}
+
 func (d *discovery) addr(st *raftstate.State, in raftstate.Instance) sentinel.Addr {
 	return sentinel.Addr{IP: instance.Host(st, in.Node, d.cfg.AdvertiseAddr), Port: in.Port}
 }
@@ -77,7 +96,7 @@ func (d *discovery) Masters() []sentinel.Master {
 		if !ok {
 			continue
 		}
-		m := sentinel.Master{Name: name, Addr: d.addr(st, p), Epoch: db.Epoch, Password: d.password(db.Password)}
+		m := sentinel.Master{Name: name, Addr: d.addr(st, p), Epoch: db.Epoch, Password: d.password(db.Password), Users: d.users(db)}
 		if r, ok := d.observed(p); ok && r.State != api.StateRunning {
 			m.Down = true
 		}

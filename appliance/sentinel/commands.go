@@ -108,17 +108,27 @@ type credentials struct {
 }
 
 // opens reports whether cr may see m: the user is "default" or the
-// master's name, and the password is the master's. Digests are compared in
-// constant time so that neither content nor length leaks through timing.
+// master's name and the password is the master's, or the user is one of
+// the master's application users and the password one of its own.
+// Digests are compared in constant time so that neither content nor
+// length leaks through timing.
 func (cr credentials) opens(m *Master) bool {
 	if m.Name == "" || m.Password == "" {
 		return false
 	}
-	if cr.user != "default" && cr.user != m.Name {
-		return false
+	same := func(pw string) bool {
+		d := sha256.Sum256([]byte(pw))
+		return pw != "" && subtle.ConstantTimeCompare(d[:], cr.digest[:]) == 1
 	}
-	d := sha256.Sum256([]byte(m.Password))
-	return subtle.ConstantTimeCompare(d[:], cr.digest[:]) == 1
+	if cr.user == "default" || cr.user == m.Name {
+		return same(m.Password)
+	}
+	for _, pw := range m.Users[cr.user] {
+		if same(pw) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *conn) credentials() credentials {

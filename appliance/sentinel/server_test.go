@@ -162,6 +162,42 @@ func TestAuth_UserNameNarrowsASharedPassword(t *testing.T) {
 	}
 }
 
+// TestAuth_AnApplicationUserSeesOnlyItsDatabase: AUTH with an application
+// user of a database and one of its passwords opens that database alone;
+// its password under another user name, or the database's own password
+// under its name, opens nothing.
+func TestAuth_AnApplicationUserSeesOnlyItsDatabase(t *testing.T) {
+	src := twoDatabases()
+	m := src.Masters()[0]
+	m.Users = map[string][]string{"app": {"app-pw", "app-old-pw"}}
+	src.set(m)
+	_, addr := startServer(t, src)
+	for _, pw := range []string{"app-pw", "app-old-pw"} {
+		c := dialRaw(t, addr)
+		if got := c.do("AUTH", "app", pw); got != "+OK\r\n" {
+			t.Fatalf("AUTH app: %q", got)
+		}
+		if got := c.do("SENTINEL", "get-master-addr-by-name", m.Name); got != bulks(m.Addr.IP, fmt.Sprint(m.Addr.Port)) {
+			t.Errorf("app does not see %s: %q", m.Name, got)
+		}
+		if got := c.do("SENTINEL", "masters"); !strings.HasPrefix(got, "*1\r\n") {
+			t.Errorf("app sees more than its database: %q", got)
+		}
+	}
+	c := dialRaw(t, addr)
+	for _, cmd := range [][]string{
+		{"AUTH", "default", "app-pw"},
+		{"AUTH", m.Name, "app-pw"},
+		{"AUTH", "app", m.Password},
+		{"AUTH", "app", ""},
+		{"AUTH", "other", "app-pw"},
+	} {
+		if got := c.do(cmd...); got != wrongPassReply {
+			t.Errorf("%q: got %q, want WRONGPASS", cmd, got)
+		}
+	}
+}
+
 func TestAuth_ChangedPasswordRevokesAnOpenConnection(t *testing.T) {
 	src := twoDatabases()
 	_, addr := startServer(t, src)

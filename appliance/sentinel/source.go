@@ -40,6 +40,11 @@ type Master struct {
 	// client that authenticates with it may see this master, and no master
 	// with another password. A master with no password is seen by nobody.
 	Password string
+	// Users are the database's application users and the passwords each
+	// may authenticate with (plaintext, in memory only): AUTH user
+	// password opens the master too, so that an application given a user
+	// of its own discovers with it.
+	Users map[string][]string
 }
 
 // Peer is another node's discovery endpoint (SENTINEL sentinels).
