@@ -125,9 +125,17 @@ func (m Model) Request() api.CreateUserRequest {
 	return api.CreateUserRequest{
 		Name:     strings.TrimSpace(m.name.Value()),
 		Role:     Roles[m.role].Value,
-		Keys:     strings.Fields(m.keys.Value()),
-		Channels: strings.Fields(m.channels.Value()),
+		Keys:     patterns(m.keys.Value()),
+		Channels: patterns(m.channels.Value()),
 	}
+}
+
+// patterns splits s at spaces; nil if it has none.
+func patterns(s string) []string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f
+	}
+	return nil
 }
 
 // Update answers the form's keys.
