@@ -5,8 +5,11 @@ import (
 	"strings"
 )
 
-// Lines are the lines of a dialog, each with how readily it gives way on a
-// short screen.
+// Lines collect what a form or a dialog draws, each line with how readily
+// it gives way when the screen is too short for all: the highest spare
+// first, the last of equals first, so that errors, the fields and the
+// buttons stay in sight. The database and user forms and the password
+// panel use them alike.
 type Lines struct {
 	text  []string
 	spare []int

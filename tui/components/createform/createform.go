@@ -19,7 +19,6 @@ package createform
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -455,60 +454,19 @@ func (m Model) send(req api.CreateDatabaseRequest) (Model, tea.Cmd) {
 	return m, func() tea.Msg { return SubmitMsg{Request: req} }
 }
 
-// lines collects what the form draws. A spare line may go when the
-// screen is too short for all: the highest spare first, the last of equals
-// first, so that errors, the fields and the button stay in sight.
-type lines struct {
-	text  []string
-	spare []int
-}
-
-// Spare levels: what goes first on a short screen.
-const (
-	keep     = 0
-	keysHint = 1 // the line of keys at the bottom
-	hintLine = 2 // a field's hint, not its error
-	blank    = 3
-)
-
-func (l *lines) add(s string, spare int) {
-	for _, t := range strings.Split(s, "\n") {
-		l.text = append(l.text, t)
-		l.spare = append(l.spare, spare)
-	}
-}
-
-// fit drops spare lines until at most h are left.
-func (l lines) fit(h int) string {
-	text, spare := slices.Clone(l.text), slices.Clone(l.spare)
-	for len(text) > h {
-		drop := -1
-		for i, s := range spare {
-			if s > 0 && (drop < 0 || s >= spare[drop]) {
-				drop = i
-			}
-		}
-		if drop < 0 {
-			break
-		}
-		text, spare = slices.Delete(text, drop, drop+1), slices.Delete(spare, drop, drop+1)
-	}
-	return strings.Join(text, "\n")
-}
-
 // View draws the form in a frame centred in its area.
 func (m Model) View() string {
 	st := m.ctx.Styles
 	inner := min(m.width-4, 74)
-	var b lines
+	var b components.Lines
 	if src := m.source; src != nil {
-		b.add(st.Title.Render("NEW LINKED REPLICA OF "+src.Name), keep)
-		b.add(st.Faint.Width(inner).Render(fmt.Sprintf("A database of its own (name, password, URL) with the source's %s, %s and %s plan. It follows %s and refuses writes until promoted.",
-			src.Version, src.Flavor, sizing.FormatSize(src.MemoryBytes), src.Name)), keep)
+		b.Add(st.Title.Render("NEW LINKED REPLICA OF "+src.Name), components.Keep)
+		b.Add(st.Faint.Width(inner).Render(fmt.Sprintf("A database of its own (name, password, URL) with the source's %s, %s and %s plan. It follows %s and refuses writes until promoted.",
+			src.Version, src.Flavor, sizing.FormatSize(src.MemoryBytes), src.Name)), components.Keep)
 	} else {
-		b.add(st.Title.Render("NEW DATABASE"), keep)
+		b.Add(st.Title.Render("NEW DATABASE"), components.Keep)
 	}
-	b.add("", blank)
+	b.Add("", components.Blank)
 
 	row := func(f field, label, value string) {
 		mark := "  "
@@ -517,10 +475,10 @@ func (m Model) View() string {
 			mark = st.Focused.Render("▸ ")
 			lbl = st.Focused.Render(layout.Pad(label, 9))
 		}
-		b.add(mark+lbl+value, keep)
+		b.Add(mark+lbl+value, components.Keep)
 	}
 	hint := func(text string) {
-		b.add(strings.Repeat(" ", 11)+st.Faint.Render(layout.Truncate(text, inner-11)), hintLine)
+		b.Add(strings.Repeat(" ", 11)+st.Faint.Render(layout.Truncate(text, inner-11)), components.HintLine)
 	}
 	pick := func(c choice, focused bool) string {
 		v := c.label
@@ -555,21 +513,21 @@ func (m Model) View() string {
 		}
 		row(fReplicas, "Replicas", layout.Pad(m.replicas.View(), 12)+st.Faint.Render(layout.Truncate(text, inner-23)))
 		if err != nil {
-			b.add(st.Err.Width(inner).Render(err.Error()), keep)
+			b.Add(st.Err.Width(inner).Render(err.Error()), components.Keep)
 		}
 	}
-	b.add("", blank)
+	b.Add("", components.Blank)
 	button := "[ Create ]"
 	if m.focus == fSubmit {
-		b.add(st.Focused.Render("▸ ")+st.Selected.Render(button), keep)
+		b.Add(st.Focused.Render("▸ ")+st.Selected.Render(button), components.Keep)
 	} else {
-		b.add("  "+button, keep)
+		b.Add("  "+button, components.Keep)
 	}
-	b.add("", blank)
+	b.Add("", components.Blank)
 	m.answer(&b, inner)
-	b.add(st.Faint.Render("enter next · ←/→ choose · ctrl+s or enter on Create · esc cancel"), keysHint)
+	b.Add(st.Faint.Render("enter next · ←/→ choose · ctrl+s or enter on Create · esc cancel"), components.KeysLine)
 	// The frame takes two lines.
-	box := st.Dialog.Width(inner + 2).Render(b.fit(m.height - 2))
+	box := st.Dialog.Width(inner + 2).Render(b.Fit(m.height - 2))
 	return layout.Center(box, m.width, m.height)
 }
 
@@ -577,30 +535,30 @@ func (m Model) View() string {
 // the button: the create under way or refused, or else the check of the
 // request as it stands. An answer about another request is not shown: it
 // would pass for this one's.
-func (m Model) answer(b *lines, inner int) {
+func (m Model) answer(b *components.Lines, inner int) {
 	st := m.ctx.Styles
-	wrap := func(s lipgloss.Style, text string, spare int) { b.add(s.Width(inner).Render(text), spare) }
+	wrap := func(s lipgloss.Style, text string, spare int) { b.Add(s.Width(inner).Render(text), spare) }
 	req := m.Request()
 	c := m.check
 	switch {
 	case m.pending:
 		elapsed := max(0, m.ctx.Now.Sub(m.since))
-		wrap(st.Info, fmt.Sprintf("Creating %s… %s. The agent answers once redis-server runs; esc hides this form, the creation goes on.", m.Name(), uictx.FormatAge(elapsed)), keep)
+		wrap(st.Info, fmt.Sprintf("Creating %s… %s. The agent answers once redis-server runs; esc hides this form, the creation goes on.", m.Name(), uictx.FormatAge(elapsed)), components.Keep)
 	case m.apiErr != nil && req == m.sent:
-		wrap(st.Err, "The agent refused: "+m.apiErr.Error(), keep)
+		wrap(st.Err, "The agent refused: "+m.apiErr.Error(), components.Keep)
 	case m.replicasErr() != nil:
 		// Nothing can be asked until the replicas are a number, and the
 		// error under the field says so; an answer would be about none.
 	case !c.asked || c.req != req:
 		if m.complete() {
-			wrap(st.Faint, "The agent checks the request when you leave a field.", hintLine)
+			wrap(st.Faint, "The agent checks the request when you leave a field.", components.HintLine)
 		} else {
-			wrap(st.Faint, "The agent checks the request once it has "+m.wanted()+".", hintLine)
+			wrap(st.Faint, "The agent checks the request once it has "+m.wanted()+".", components.HintLine)
 		}
 	case !c.done && m.submitting:
-		wrap(st.Info, "Asking the agent, then creating "+req.Name+"…", keep)
+		wrap(st.Info, "Asking the agent, then creating "+req.Name+"…", components.Keep)
 	case !c.done:
-		wrap(st.Faint, "Asking the agent…", keep)
+		wrap(st.Faint, "Asking the agent…", components.Keep)
 	case c.err == nil:
 		where, needs := placement(c.plan)
 		line := "✓ " + where + " · " + needs
@@ -608,11 +566,11 @@ func (m Model) answer(b *lines, inner int) {
 			// Broken where the sense breaks, not wherever the width ends.
 			line = "✓ " + where + "\n  " + needs
 		}
-		wrap(st.OK, line, keep)
+		wrap(st.OK, line, components.Keep)
 	case source.Refused(c.err):
-		wrap(st.Err, "The agent would refuse: "+c.err.Error(), keep)
+		wrap(st.Err, "The agent would refuse: "+c.err.Error(), components.Keep)
 	default:
-		wrap(st.Warn, "Not checked: "+c.err.Error()+". Create still sends it; the agent decides then.", keep)
+		wrap(st.Warn, "Not checked: "+c.err.Error()+". Create still sends it; the agent decides then.", components.Keep)
 	}
 }
 
