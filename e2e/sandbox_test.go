@@ -16,7 +16,7 @@ import (
 // records the measured figures and why each remaining exposure is there.
 const (
 	maxInstanceExposure = 1.1
-	maxAgentExposure    = 6.5
+	maxAgentExposure    = 2.2
 )
 
 var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+) (\S+)`)
