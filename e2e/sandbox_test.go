@@ -68,6 +68,14 @@ func TestSystemd_HardeningScores(t *testing.T) {
 			t.Errorf("%s: exposure %.1f, want at most %.1f (docs/security.md)", u.unit, score, u.max)
 		}
 	}
+	// The agent's system call filter and capabilities fail calls with
+	// EPERM rather than killing it: a call it needs would show here.
+	journal := n.MustExec(ctx, "journalctl", "-b", "-u", agentName, "--no-pager", "-o", "cat")
+	for _, e := range []string{"operation not permitted", "permission denied"} {
+		if strings.Contains(strings.ToLower(journal), e) {
+			t.Errorf("the agent's journal says %q; a capability or system call it needs is filtered:\n%s", e, journal)
+		}
+	}
 }
 
 // confHeader is the first line of every redis.conf the agent writes.
