@@ -19,6 +19,11 @@
 //   - Passwords and AUTH arguments are never logged.
 //   - A client that stops reading never blocks publishing to others: its
 //     output queue is bounded and it is dropped when the queue overflows.
+//   - Connections are bounded (limits.go): one that has not authenticated
+//     within AuthTimeout of connecting is closed, whatever else it sends;
+//     one that is authenticated and idle for IdleTimeout is closed unless it
+//     is subscribed; and over the caps (in all, per address) a connection
+//     is answered "max number of clients reached" and closed.
 //   - Only RESP2 is spoken. HELLO 3 is refused with NOPROTO, which clients
 //     treat as "old server" and fall back to RESP2 with AUTH.
 //
