@@ -63,8 +63,9 @@ var Restored = []string{
 var subscribe = []string{"+subscribe", "+psubscribe", "+ssubscribe", "+unsubscribe", "+punsubscribe", "+sunsubscribe"}
 
 // Rules returns the ACL rules of role, Denied included: read is Redis
-// Cloud's read-only preset (+@read) with the connection commands and
-// subscriptions; write is its read-write preset (+@all -@dangerous) with
+// Cloud's read-only preset (+@read) with the connection commands,
+// subscriptions, MULTI/EXEC/WATCH and the read-only script calls (whose
+// redis.call is checked against the same rules); write is its read-write preset (+@all -@dangerous) with
 // INFO back (Sidekiq and client libraries read it); admin is every
 // command but Denied, what the default user has. A read-only database
 // (unlinked, not promoted) takes no write from anyone.
@@ -72,7 +73,7 @@ func Rules(role raftstate.UserRole, readOnly bool) []string {
 	var r []string
 	switch role {
 	case raftstate.UserRead:
-		r = append([]string{"+@read", "+@connection", "+info"}, subscribe...)
+		r = append([]string{"+@read", "+@connection", "+info", "+@transaction", "+eval_ro", "+evalsha_ro", "+fcall_ro", "+time"}, subscribe...)
 	case raftstate.UserWrite:
 		r = []string{"+@all", "-@dangerous", "+info"}
 	default:
