@@ -298,6 +298,25 @@ func TestCluster_RemovedNodeCannotChangeTheCluster(t *testing.T) {
 	if dbs, _ := leader.client.ListDatabases(ctx); len(dbs) != 0 {
 		t.Fatalf("the removed node changed the cluster: %+v", dbs)
 	}
+	// Its CLI (its own socket) gets a clear error, no retry advice, and
+	// changes nothing.
+	before, _ := leader.client.ClusterStatus(ctx)
+	for what, call := range map[string]func() error{
+		"db create": func() error {
+			_, err := victim.client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "sneaky", Memory: "16mb", Flavor: "nordb"})
+			return err
+		},
+		"db list": func() error { _, err := victim.client.ListDatabases(ctx); return err },
+		"node drain": func() error { _, err := victim.client.DrainNode(ctx, "n1"); return err },
+	} {
+		err := call()
+		if !isStatus(err, http.StatusForbidden) || !strings.Contains(err.Error(), "not a member of the cluster any more") || strings.Contains(err.Error(), "retry") {
+			t.Errorf("%s on the removed node: %v, want 403 saying it is not a member and what to do", what, err)
+		}
+	}
+	if after, _ := leader.client.ClusterStatus(ctx); after.LastIndex != before.LastIndex {
+		t.Errorf("the removed node's CLI wrote to Raft: last index %d, was %d", after.LastIndex, before.LastIndex)
+	}
 }
 
 // clusterClient is a mutual-TLS client with this agent's node certificate.

@@ -560,7 +560,7 @@ func toError(err error) *Error {
 		status = http.StatusConflict
 	case errors.Is(err, raftstate.ErrInvalid):
 		status = http.StatusBadRequest
-	case errors.Is(err, raftstate.ErrTokenRefused):
+	case errors.Is(err, raftstate.ErrTokenRefused), errors.Is(err, forward.ErrNotMember):
 		status = http.StatusForbidden
 	case errors.Is(err, raftstate.ErrAlreadyBootstrapped):
 		status = http.StatusConflict

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -53,6 +54,10 @@ var (
 	// ErrPartlyDone means leadership moved in the middle of a request that
 	// had already written part of what it does: it is not sent again.
 	ErrPartlyDone = errors.New("leadership moved while the request was being carried out, after part of it was done; look at the result (db show, node list, cluster status) before you retry")
+	// ErrNotMember means the leader refused this node's certificate: the
+	// node was removed, or holds a certificate the cluster did not pin
+	// for it. Retrying cannot help; the API answers 403.
+	ErrNotMember = errors.New("this node is not a member of the cluster any more (removed with node remove), or its certificate is not the one the cluster recorded for it: run the command on a member; to bring this host back, clear its data directory and join it again with a new token (docs/cluster.md)")
 )
 
 // ErrHandedOver is what a handler returns after handing leadership over
@@ -218,6 +223,12 @@ func (f *Forwarder) explain(parent, fctx context.Context, leader string, err err
 		return parent.Err()
 	case fctx.Err() != nil:
 		return ErrLeaderMoved
+	}
+	// crypto/tls reports an alert from the peer as a net.OpError "remote
+	// error": the leader's TLS stack refused this node at the handshake.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return fmt.Errorf("the leader %s refused this node's certificate (%v): %w", leader, err, ErrNotMember)
 	}
 	return fmt.Errorf("the leader %s did not answer (%v); retry, or see redis-appliance cluster status: %w", leader, err, ErrNoLeader)
 }
