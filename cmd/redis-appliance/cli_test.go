@@ -229,3 +229,62 @@ func TestCLI_ErrorsGoToStderrWithNonZeroExit(t *testing.T) {
 		t.Fatalf("no agent: %v %q", err, errs)
 	}
 }
+
+// TestCLI_DatabaseUsers runs db user create, list, rotate, delete, db url
+// --user and db rotate-password through the real binary: a password is
+// printed once (create, rotate), never by list or url --user, and bad
+// input exits non-zero with the error on stderr and nothing created.
+func TestCLI_DatabaseUsers(t *testing.T) {
+	a := newAgentProc(t)
+	a.start()
+	a.mustCLI("db", "create", "shop", "--memory", "32mb", "--flavor", "nordb")
+	for _, c := range [][]string{
+		{"db", "user", "create", "shop", "app"},
+		{"db", "user", "create", "shop", "app", "--role", "root"},
+		{"db", "user", "create", "shop", "my app", "--role", "read"},
+		{"db", "user", "create", "shop", "app", "--role", "read", "--keys", "a b"},
+		{"db", "user", "create", "shop", "default", "--role", "admin"},
+		{"db", "user", "create", "shop"},
+		{"db", "user", "rotate", "shop", "ghost"},
+		{"db", "user", "delete", "shop", "ghost"},
+		{"db", "url", "shop", "--user", "ghost"},
+		{"db", "rotate-password", "shop", "--grace", "forever"},
+	} {
+		out, errs, err := a.cli(c...)
+		if err == nil || !strings.HasPrefix(errs, "error: ") || out != "" {
+			t.Errorf("%v: err=%v stdout=%q stderr=%q; want non-zero exit, error on stderr only", c, err, out, errs)
+		}
+	}
+	var us []api.DatabaseUser
+	if err := json.Unmarshal([]byte(a.mustCLI("db", "user", "list", "shop", "-o", "json")), &us); err != nil || len(us) != 0 {
+		t.Fatalf("users after bad input: %+v %v", us, err)
+	}
+	var cr api.Credentials
+	if err := json.Unmarshal([]byte(a.mustCLI("db", "user", "create", "shop", "app", "--role", "write", "--keys", "app:*", "-o", "json")), &cr); err != nil || cr.Password == "" {
+		t.Fatalf("db user create -o json: %+v %v", cr, err)
+	}
+	list := a.mustCLI("db", "user", "list", "shop")
+	if !strings.Contains(list, "app") || !strings.Contains(list, "write") || !strings.Contains(list, "app:*") || strings.Contains(list, cr.Password) {
+		t.Errorf("db user list:\n%s", list)
+	}
+	if js := a.mustCLI("db", "user", "list", "shop", "-o", "json"); strings.Contains(js, cr.Password) || strings.Contains(js, "password\"") {
+		t.Errorf("db user list -o json shows a password: %s", js)
+	}
+	if u := a.mustCLI("db", "url", "shop", "--user", "app"); strings.Contains(u, cr.Password) || !strings.HasPrefix(u, "redis://app@") {
+		t.Errorf("db url --user = %q, want the URL without the password", u)
+	}
+	if show := a.mustCLI("db", "show", "shop"); strings.Contains(show, cr.Password) || !strings.Contains(show, "default (admin) and 1 more") {
+		t.Errorf("db show:\n%s", show)
+	}
+	rot := a.mustCLI("db", "user", "rotate", "shop", "app", "--grace", "10m")
+	if !strings.Contains(rot, "Password:") || strings.Contains(rot, cr.Password) || !strings.Contains(rot, "Old password:") {
+		t.Errorf("db user rotate:\n%s", rot)
+	}
+	if out := a.mustCLI("db", "rotate-password", "shop"); !strings.Contains(out, "User:") || !strings.Contains(out, "default") {
+		t.Errorf("db rotate-password:\n%s", out)
+	}
+	a.mustCLI("db", "user", "delete", "shop", "app")
+	if list := a.mustCLI("db", "user", "list", "shop"); strings.Contains(list, "app") {
+		t.Errorf("after delete:\n%s", list)
+	}
+}
