@@ -306,7 +306,7 @@ func TestCluster_RemovedNodeCannotChangeTheCluster(t *testing.T) {
 			_, err := victim.client.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "sneaky", Memory: "16mb", Flavor: "nordb"})
 			return err
 		},
-		"db list": func() error { _, err := victim.client.ListDatabases(ctx); return err },
+		"db list":    func() error { _, err := victim.client.ListDatabases(ctx); return err },
 		"node drain": func() error { _, err := victim.client.DrainNode(ctx, "n1"); return err },
 	} {
 		err := call()

@@ -99,8 +99,8 @@ type Server struct {
 	mux     *http.ServeMux
 	http    *http.Server
 	// joins limits join attempts per source address.
-	joins *joinLimiter
-	limits  Limits
+	joins  *joinLimiter
+	limits Limits
 }
 
 // where says on which node a route runs.
