@@ -724,4 +724,49 @@ func TestUpgrade_RollingThreeHostsFromThePreviousReleaseLosesNoAcknowledgedWrite
 			t.Logf("cluster status shows %s:\n%s", want, strings.Join(lines, "\n"))
 		}
 	})
+
+	// Once every voter is at feature level 3 the leader gives the
+	// database its agent and replication users (issue 16): the password
+	// the applications have keeps working, CONFIG is refused to it, the
+	// replicas stay linked (now as the replication user) and users can be
+	// made.
+	step("TheDefaultPasswordKeepsWorkingAndLosesAdminOnceEveryNodeIsUpgraded", func(t *testing.T, l *clusterLab) {
+		h := l.hosts[0].in(t)
+		deadline := time.Now().Add(clusterWait)
+		for {
+			var v struct {
+				AccessControl bool `json:"access_control"`
+			}
+			out, _, err := h.cli(ctx, "db", "show", upDB, "-o", "json")
+			if err == nil && json.Unmarshal([]byte(out), &v) == nil && v.AccessControl {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has no access control %s after every node was upgraded: %s", upDB, clusterWait, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		d := h.waitReplicated(ctx, upDB, 3)
+		p, _ := d.primary()
+		pc := directClient(t, p.addr(), password)
+		deadline = time.Now().Add(clusterWait)
+		for {
+			err := pc.ConfigGet(ctx, "maxmemory").Err()
+			if err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CONFIG GET with the database's password on the primary %s still answers %v %s after access control", p.addr(), err, clusterWait)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err := pc.Set(ctx, "after-access-control", "1", 0).Err(); err != nil {
+			t.Errorf("SET with the password from before the upgrade: %v", err)
+		}
+		waitReplicasLinked(t, ctx, d, password)
+		out := h.mustCLI(ctx, "db", "user", "create", upDB, "reader", "--role", "read", "-o", "json")
+		if !strings.Contains(out, `"password"`) {
+			t.Errorf("db user create after the upgrade: %s", out)
+		}
+	})
 }

@@ -111,6 +111,12 @@ func (c *Client) UnlinkDatabase(ctx context.Context, name string) (Database, err
 	return db, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/unlink", nil, &db)
 }
 
+// SaveDatabase writes the primary's data to its RDB file now.
+func (c *Client) SaveDatabase(ctx context.Context, name string) (SaveResult, error) {
+	var out SaveResult
+	return out, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/save", nil, &out)
+}
+
 // DeleteDatabase deletes a database, its units and its data.
 func (c *Client) DeleteDatabase(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/databases/"+url.PathEscape(name), nil, nil)

@@ -48,6 +48,7 @@ type Backend interface {
 	FailoverDatabase(ctx context.Context, name string, req FailoverRequest) (FailoverResult, error)
 	PromoteDatabase(ctx context.Context, name string) (Database, error)
 	UnlinkDatabase(ctx context.Context, name string) (Database, error)
+	SaveDatabase(ctx context.Context, name string) (SaveResult, error)
 	Events(ctx context.Context) ([]Event, error)
 	Versions(ctx context.Context) ([]Version, error)
 	Node(ctx context.Context) (Node, error)
@@ -146,6 +147,7 @@ func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Log
 		{"POST /v1/databases/{name}/failover", onLeader, s.failoverDatabase},
 		{"POST /v1/databases/{name}/promote", onLeader, s.promoteDatabase},
 		{"POST /v1/databases/{name}/unlink", onLeader, s.unlinkDatabase},
+		{"POST /v1/databases/{name}/save", onLeader, s.saveDatabase},
 		{"GET /v1/databases/{name}/users", onLeader, s.listUsers},
 		{"POST /v1/databases/{name}/users", onLeader, s.createUser},
 		{"POST /v1/databases/{name}/users/{user}/rotate", onLeader, s.rotateUser},
@@ -412,6 +414,10 @@ func (s *Server) promoteDatabase(_ http.ResponseWriter, r *http.Request) (any, e
 
 func (s *Server) unlinkDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
 	return s.backend.UnlinkDatabase(r.Context(), r.PathValue("name"))
+}
+
+func (s *Server) saveDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.SaveDatabase(r.Context(), r.PathValue("name"))
 }
 
 func (s *Server) events(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -117,6 +117,17 @@ type Database struct {
 	Users []DatabaseUser `json:"users,omitempty"`
 }
 
+// SaveResult is a snapshot of a database's primary written to its RDB
+// file (db save).
+type SaveResult struct {
+	Database string    `json:"database"`
+	Instance string    `json:"instance"`
+	Node     string    `json:"node"`
+	Status   string    `json:"status"`
+	SavedAt  time.Time `json:"saved_at"`
+	Seconds  float64   `json:"seconds"`
+}
+
 // Instance is one redis-server of a database.
 type Instance struct {
 	ID              string `json:"id"`

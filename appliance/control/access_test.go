@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -300,4 +302,40 @@ func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestSave_TheOperatorSavesWhatApplicationsMayNot: BGSAVE is refused to
+// the default user, and db save writes dump.rdb as the agent's user and
+// waits until it is on disk.
+func TestSave_TheOperatorSavesWhatApplicationsMayNot(t *testing.T) {
+	r := newRig(t)
+	r.runReconciler(t)
+	ctx := ctxFor(t)
+	if _, err := r.ctl.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "kept", Memory: "32mb", Flavor: "rdb"}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := r.ctl.DatabaseURL(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := urlClient(t, u.URL)
+	if err := app.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.BgSave(ctx).Err(); !isNoPerm(err) {
+		t.Errorf("BGSAVE as the default user = %v, want NOPERM", err)
+	}
+	start := time.Now().Add(-time.Second)
+	res, err := r.ctl.SaveDatabase(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := filepath.Join(r.ctl.cfg.InstancesDir(), "kept-0", "dump.rdb")
+	st, serr := os.Stat(dump)
+	if res.Status != "ok" || res.Instance != "kept-0" || res.SavedAt.Before(start.Truncate(time.Second)) || serr != nil || st.ModTime().Before(start) {
+		t.Errorf("db save: %+v; %s: %v %v", res, dump, st, serr)
+	}
+	if _, err := r.ctl.SaveDatabase(ctx, "nope"); statusOf(err) != http.StatusNotFound {
+		t.Errorf("db save of a missing database: %v, want 404", err)
+	}
 }

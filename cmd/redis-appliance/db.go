@@ -17,7 +17,7 @@ func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "db", Short: "Create, inspect and manage databases"}
 	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBShowCmd(g), newDBURLCmd(g), newDBRestartCmd(g), newDBDeleteCmd(g),
 		newDBReplicateCmd(g), newDBPromoteCmd(g), newDBUnlinkCmd(g), newDBFailoverCmd(g),
-		newDBUserCmd(g), newDBRotatePasswordCmd(g))
+		newDBUserCmd(g), newDBRotatePasswordCmd(g), newDBSaveCmd(g))
 	return cmd
 }
 
@@ -273,6 +273,34 @@ func newDBRestartCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newDBSaveCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "save NAME",
+		Short: "Write the primary's data to its RDB file now (BGSAVE) and wait until it is on disk",
+		Long: `Snapshot the database's primary to its dump.rdb now and wait until it is
+written. Applications may not run SAVE or BGSAVE (docs/security.md); this is
+the operator's way to make the files on disk current, for example before
+copying them.`,
+		Args: exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
+			res, err := g.client().SaveDatabase(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(res)
+			}
+			fmt.Printf("%s saved on %s (%s) at %s in %.2fs\n", res.Database, res.Node, res.Instance, res.SavedAt.Format("2006-01-02 15:04:05 MST"), res.Seconds)
+			return nil
+		},
+	}
+	addOutput(cmd, g)
+	return cmd
 }
 
 func newDBDeleteCmd(g *globals) *cobra.Command {
