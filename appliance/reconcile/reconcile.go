@@ -59,6 +59,9 @@ type Config struct {
 	Fenced func() (fenced, known bool)
 	// Now is the clock of password grace periods (nil: time.Now).
 	Now func() time.Time
+	// MaxClients is every instance's maxclients (0: redis-server's
+	// default, 10000).
+	MaxClients int
 }
 
 // Reconciler converges this node's instances on the state.
@@ -75,8 +78,14 @@ type Reconciler struct {
 	failures map[string]failure // instance ID → last start failure
 	epochs   map[string]uint64  // instance ID → database epoch last ensured
 	acl      map[string]string  // instance ID → fingerprint of the users last set
-	done     chan struct{}      // closed and replaced after every pass
-	probes   *prober
+	// fenceFailed is when an instance last failed to take its fence
+	// (absent: its last attempt worked), and restarting the instances
+	// being restarted because of it (see Fence).
+	fenceFailed map[string]time.Time
+	restarting  map[string]bool
+	lockouts    map[string]int // instance ID → passes in a row it kept the agent out
+	done        chan struct{}  // closed and replaced after every pass
+	probes      *prober
 }
 
 type failure struct {
@@ -101,12 +110,15 @@ func New(cfg Config, src Source, sup systemd.Supervisor, keys Opener, log *slog.
 	}
 	return &Reconciler{
 		cfg: cfg, src: src, sup: sup, keys: keys, log: log,
-		trigger:  make(chan struct{}, 1),
-		failures: map[string]failure{},
-		epochs:   map[string]uint64{},
-		acl:      map[string]string{},
-		done:     make(chan struct{}),
-		probes:   newProber(cfg.Bind),
+		trigger:     make(chan struct{}, 1),
+		failures:    map[string]failure{},
+		epochs:      map[string]uint64{},
+		acl:         map[string]string{},
+		fenceFailed: map[string]time.Time{},
+		restarting:  map[string]bool{},
+		lockouts:    map[string]int{},
+		done:        make(chan struct{}),
+		probes:      newProber(cfg.Bind),
 	}
 }
 
@@ -262,7 +274,7 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		Port: in.Port, Bind: r.cfg.Bind, Users: users,
 		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
 		ReplicaOf: rep.ReplicaOf, MasterUser: rep.Master.User, MasterAuth: rep.Master.Password,
-		Fenced: instance.HAPrimary(db, in),
+		Fenced: instance.HAPrimary(db, in), MaxClients: r.cfg.MaxClients,
 	})
 	if err != nil {
 		return fmt.Errorf("render redis.conf: %w", err)
@@ -315,8 +327,11 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		}
 	case us.ActiveState == "active":
 		if err := r.applyRole(ctx, db, in, rep); err != nil {
-			return err
+			return r.lockedOut(in, err)
 		}
+		r.mu.Lock()
+		delete(r.lockouts, in.ID)
+		r.mu.Unlock()
 	case us.ActiveState == "activating":
 	case us.ActiveState == "failed" && instance.HAPrimary(db, in) && applied >= db.RestartGeneration:
 		// It crashed, and its replicas may hold writes it lost (or, for

@@ -6,6 +6,8 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -218,7 +220,78 @@ func stringsToAny(ss []string) []any {
 // at run time: the agent fences its primaries while it cannot reach the
 // leader, so that a primary the cluster may be failing over takes no write
 // that would be lost.
+//
+// A primary that must be fenced but does not take the fence twice in a row
+// (the agent cannot get in: every connection slot taken, a command
+// blocking it, its credentials refused) is restarted: it comes back from
+// its file, which fences it, and without the connections that kept the
+// agent out. Writes it would otherwise take could be lost to a failover.
 func (r *Reconciler) Fence(ctx context.Context, db *raftstate.Database, in raftstate.Instance, fenced bool) error {
+	err := r.setFence(ctx, db, in, fenced)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		delete(r.fenceFailed, in.ID)
+		return nil
+	}
+	if !fenced {
+		return err
+	}
+	if _, before := r.fenceFailed[in.ID]; !before {
+		r.fenceFailed[in.ID] = time.Now()
+		return err
+	}
+	if !r.restarting[in.ID] {
+		r.restarting[in.ID] = true
+		r.log.Warn("a primary that must refuse writes does not take its fence; restarting it fenced", "instance", in.ID, "err", err)
+		go r.restartFenced(in.ID)
+	}
+	return fmt.Errorf("%w; restarting it fenced", err)
+}
+
+// lockedOut handles an instance the agent could not bring to its role:
+// one that refuses every credential the agent has (its node missed two
+// rotations) or, for a replica, that has no connection slot left for the
+// agent (it may be a demoted primary still taking writes from the
+// connections it has). On the second pass in a row it is restarted, from
+// its file: with the current users, in the role the state gives it.
+func (r *Reconciler) lockedOut(in raftstate.Instance, err error) error {
+	full := strings.Contains(err.Error(), "max number of clients reached")
+	if !instance.IsAuthError(err) && !(full && in.Role == raftstate.RoleReplica) {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lockouts[in.ID]++
+	if r.lockouts[in.ID] < 2 || r.restarting[in.ID] {
+		return err
+	}
+	delete(r.lockouts, in.ID)
+	r.restarting[in.ID] = true
+	r.log.Warn("an instance keeps the agent out; restarting it from its file", "instance", in.ID, "role", in.Role, "err", err)
+	go r.restartFenced(in.ID)
+	return fmt.Errorf("%w; restarting it", err)
+}
+
+// unfenceableRestart bounds the restart of an instance that would not
+// take its fence.
+const unfenceableRestart = time.Minute
+
+func (r *Reconciler) restartFenced(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), unfenceableRestart)
+	defer cancel()
+	err := r.sup.Restart(ctx, UnitName(id))
+	r.probes.forget(id)
+	r.mu.Lock()
+	delete(r.restarting, id)
+	delete(r.fenceFailed, id)
+	r.mu.Unlock()
+	if err != nil {
+		r.log.Error("cannot restart an instance that would not take its fence", "instance", id, "err", err)
+	}
+}
+
+func (r *Reconciler) setFence(ctx context.Context, db *raftstate.Database, in raftstate.Instance, fenced bool) error {
 	c, err := r.probes.client(ctx, r.keys, db, in)
 	if err != nil {
 		return err
@@ -231,6 +304,9 @@ func (r *Reconciler) Fence(ctx context.Context, db *raftstate.Database, in rafts
 	}
 	if err := c.Do(ctx, "CONFIG", "SET", "min-replicas-to-write", strconv.Itoa(n)).Err(); err != nil {
 		r.probes.refused(in.ID, err)
+		// A connection that timed out may be half read: the next
+		// attempt dials afresh.
+		r.probes.forget(in.ID)
 		return fmt.Errorf("fence %s (%t): %w", in.ID, fenced, err)
 	}
 	return nil

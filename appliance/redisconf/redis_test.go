@@ -205,7 +205,7 @@ func TestRender_AcceptedByRealRedis(t *testing.T) {
 				"maxmemory": "67108864", "port": fmt.Sprint(p.Port), "bind": "127.0.0.1",
 				"protected-mode": "yes", "dir": dir, "dbfilename": "dump.rdb",
 				"appenddirname": "appendonlydir", "tcp-keepalive": "60", "daemonize": "no",
-				"supervised": "systemd", "logfile": "", "pidfile": "",
+				"supervised": "systemd", "logfile": "", "pidfile": "", "sanitize-dump-payload": "clients",
 			}
 			for k, v := range tt.want {
 				want[k] = v

@@ -72,6 +72,8 @@ type Params struct {
 	// control).
 	MasterUser string
 	MasterAuth string
+	// MaxClients is maxclients; 0 leaves redis-server's default (10000).
+	MaxClients int
 	// Fenced makes the instance start refusing writes (NOREPLICAS) until
 	// the agent lifts the fence at run time: the primary of a database
 	// with replicas must not take writes before its agent knows it still
@@ -225,6 +227,13 @@ func Render(p Params) ([]byte, error) {
 	// after redis-server's default 5 s wait for more replicas: a database
 	// is not protected until its replicas have synced.
 	line("repl-diskless-sync-delay 0")
+	// RESTORE and FUNCTION RESTORE, which applications may run, check
+	// their payload: a malformed one could otherwise crash the server
+	// (upstream's own advice; its one reason not to, MIGRATE, is denied).
+	line("sanitize-dump-payload clients")
+	if p.MaxClients > 0 {
+		line("maxclients %d", p.MaxClients)
+	}
 	line("")
 	line("# Persistence: flavor %s", p.Flavor)
 	for _, d := range persistence[p.Flavor] {

@@ -89,6 +89,7 @@ logfile ""
 pidfile ""
 tcp-keepalive 60
 repl-diskless-sync-delay 0
+sanitize-dump-payload clients
 
 `
 }
