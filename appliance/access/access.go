@@ -75,7 +75,9 @@ func Rules(role raftstate.UserRole, readOnly bool) []string {
 	case raftstate.UserRead:
 		r = append([]string{"+@read", "+@connection", "+info", "+@transaction", "+eval_ro", "+evalsha_ro", "+fcall_ro", "+time"}, subscribe...)
 	case raftstate.UserWrite:
-		r = []string{"+@all", "-@dangerous", "+info"}
+		// Functions are shared code that runs with its caller's rights:
+		// a writer replacing one an admin calls would act as the admin.
+		r = []string{"+@all", "-@dangerous", "+info", "-function|load", "-function|delete", "-function|flush", "-function|restore"}
 	default:
 		r = []string{"+@all"}
 	}
@@ -86,6 +88,29 @@ func Rules(role raftstate.UserRole, readOnly bool) []string {
 	}
 	return r
 }
+
+// scopedDenied is what a user limited to some keys also may not run: the
+// commands that act on every key whatever its name.
+var scopedDenied = []string{"-flushall", "-flushdb", "-swapdb"}
+
+// UserRules are the ACL rules of an application user: its role's, and
+// for a user limited to some keys, scopedDenied before the read-only rule.
+func UserRules(u raftstate.User, readOnly bool) []string {
+	r := Rules(u.Role, false)
+	if len(u.Keys) > 0 {
+		r = append(r, scopedDenied...)
+	}
+	if readOnly {
+		r = append(r, "-@write")
+	}
+	return r
+}
+
+// InternalOverlap is how long, at least, the agent's and the replicas'
+// previous secrets keep working after a rotation, whatever its grace: the
+// nodes apply a rotation one after the other (within a reconcile period),
+// and a replica reconnecting in between must not be refused.
+const InternalOverlap = time.Minute
 
 // User is one Redis user of an instance: its name and the arguments of
 // ACL SETUSER that make it from nothing (they start with "reset", so
@@ -114,8 +139,9 @@ func digest(pw []byte) string {
 type opened struct {
 	password, agent, replication    []byte
 	prevPassword, prevAgent, prevRe []byte
-	// previousValid: the previous secrets are still accepted.
-	previousValid bool
+	// previousValid: the previous default password is still accepted;
+	// previousInternal: the previous agent and replication secrets.
+	previousValid, previousInternal bool
 }
 
 func open(keys Opener, db *raftstate.Database, now time.Time) (opened, error) {
@@ -137,6 +163,7 @@ func open(keys Opener, db *raftstate.Database, now time.Time) (opened, error) {
 		get(&o.prevAgent, a.PreviousAgent, "agent's previous secret")
 		get(&o.prevRe, a.PreviousReplication, "previous replication secret")
 		o.previousValid = now.Before(a.PreviousUntil)
+		o.previousInternal = o.previousValid || now.Before(a.RotatedAt.Add(InternalOverlap))
 	}
 	return o, err
 }
@@ -190,8 +217,8 @@ func Users(keys Opener, db *raftstate.Database, now time.Time) ([]User, error) {
 		args = append(args, channels...)
 		out = append(out, User{Name: name, Args: append(args, rules...)})
 	}
-	user(AgentUser, passwords(o.agent, o.prevAgent, o.previousValid), []string{"~*"}, []string{"&*"}, []string{"+@all"})
-	user(ReplicationUser, passwords(o.replication, o.prevRe, o.previousValid), nil, nil, []string{"+psync", "+sync", "+replconf", "+ping"})
+	user(AgentUser, passwords(o.agent, o.prevAgent, o.previousInternal), []string{"~*"}, []string{"&*"}, []string{"+@all"})
+	user(ReplicationUser, passwords(o.replication, o.prevRe, o.previousInternal), nil, nil, []string{"+psync", "+sync", "+replconf", "+ping"})
 	user(raftstate.DefaultUser, passwords(o.password, o.prevPassword, o.previousValid), []string{"~*"}, []string{"&*"}, Rules(raftstate.UserAdmin, db.ReadOnly))
 	for _, u := range a.Users {
 		pw, err := keys.Open(u.Password)
@@ -204,7 +231,7 @@ func Users(keys Opener, db *raftstate.Database, now time.Time) ([]User, error) {
 				return nil, fmt.Errorf("open the previous password of user %s of %s: %w", u.Name, db.Name, err)
 			}
 		}
-		user(u.Name, passwords(pw, prev, true), patterns("~", u.Keys), patterns("&", u.Channels), Rules(u.Role, db.ReadOnly))
+		user(u.Name, passwords(pw, prev, true), patterns("~", u.Keys), patterns("&", u.Channels), UserRules(u, db.ReadOnly))
 	}
 	return out, nil
 }
@@ -231,6 +258,28 @@ func AgentCredentials(keys Opener, db *raftstate.Database) ([]instance.Credentia
 	add(raftstate.DefaultUser, o.password)
 	add(raftstate.DefaultUser, o.prevPassword)
 	return out, nil
+}
+
+// ProbeCredentials are what another node's probe (a PING to see that the
+// primary answers) authenticates with, in the order to try them: the
+// replication user's, which can do little else, never the agent's (it
+// crosses the network); the default user's for a database from before
+// access control, or a primary not switched over to it yet.
+func ProbeCredentials(keys Opener, db *raftstate.Database) ([]instance.Credential, error) {
+	o, err := open(keys, db, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if len(o.replication) == 0 {
+		return []instance.Credential{{User: raftstate.DefaultUser, Password: string(o.password)}}, nil
+	}
+	out := []instance.Credential{{User: ReplicationUser, Password: string(o.replication)}}
+	if len(o.prevRe) > 0 {
+		out = append(out, instance.Credential{User: ReplicationUser, Password: string(o.prevRe)})
+	}
+	// A primary not switched over to access control yet has only the
+	// default user (whose password is the applications' anyway).
+	return append(out, instance.Credential{User: raftstate.DefaultUser, Password: string(o.password)}), nil
 }
 
 // ReplicationCredential is what a replica of db authenticates to db's

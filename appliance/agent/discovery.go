@@ -97,6 +97,9 @@ func (d *discovery) Masters() []sentinel.Master {
 			continue
 		}
 		m := sentinel.Master{Name: name, Addr: d.addr(st, p), Epoch: db.Epoch, Password: d.password(db.Password), Users: d.users(db)}
+		if a := db.Access; a != nil && len(a.PreviousPassword) > 0 && time.Now().Before(a.PreviousUntil) {
+			m.PreviousPassword = d.password(a.PreviousPassword)
+		}
 		if r, ok := d.observed(p); ok && r.State != api.StateRunning {
 			m.Down = true
 		}

@@ -124,7 +124,7 @@ func (c *Controller) accessOf(name string) (*raftstate.Database, error) {
 func userView(u raftstate.User, readOnly bool, now time.Time) api.DatabaseUser {
 	v := api.DatabaseUser{
 		Name: u.Name, Role: string(u.Role), Keys: u.Keys, Channels: u.Channels,
-		Rules: access.Rules(u.Role, readOnly), CreatedAt: u.CreatedAt, RotatedAt: u.RotatedAt,
+		Rules: access.UserRules(u, readOnly), CreatedAt: u.CreatedAt, RotatedAt: u.RotatedAt,
 	}
 	if v.Keys == nil {
 		v.Keys = []string{"*"}

@@ -274,9 +274,16 @@ func TestAccess_UsersRolesGraceAndBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	held := urlClient(t, def.URL) // logged in before the rotation
+	if err := held.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
 	np, err := r.ctl.RotatePassword(ctx, "shop", api.RotateRequest{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := held.Get(ctx, "k").Err(); err == nil || err == redis.Nil {
+		t.Errorf("a connection logged in with the old password still runs GET after rotate-password: %v", err)
 	}
 	if err := urlClient(t, np.URL).Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Errorf("the new default password: %v", err)

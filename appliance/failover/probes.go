@@ -122,7 +122,7 @@ func (p *Probes) round(ctx context.Context, state *raftstate.State, keys Opener)
 		key := addr + "|" + pi.Database.Name
 		db := pi.Database
 		c, err := p.pool.Get(ctx, key, addr, func() ([]instance.Credential, error) {
-			return access.AgentCredentials(keys, db)
+			return access.ProbeCredentials(keys, db)
 		})
 		if err != nil {
 			continue

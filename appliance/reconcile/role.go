@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -178,14 +179,37 @@ func (r *Reconciler) applyUsers(ctx context.Context, c *redis.Client, in raftsta
 	}
 	want := map[string]bool{}
 	var last []access.User
+	set := func(u access.User) error {
+		before, err := passwordDigests(ctx, c, u.Name)
+		if err != nil {
+			return fmt.Errorf("read user %s: %w", u.Name, err)
+		}
+		if err := c.Do(ctx, append([]any{"ACL", "SETUSER", u.Name}, stringsToAny(u.Args)...)...).Err(); err != nil {
+			return fmt.Errorf("set user %s: %w", u.Name, err)
+		}
+		// Redis keeps a connection authenticated with a password it no
+		// longer accepts: close the user's connections (but this one)
+		// when one of its passwords went, so that a rotation locks out
+		// whoever held the old one. Clients reconnect with theirs.
+		for _, d := range before {
+			if !slices.Contains(u.Args, "#"+d) {
+				if err := c.Do(ctx, "CLIENT", "KILL", "USER", u.Name, "SKIPME", "yes").Err(); err != nil {
+					return fmt.Errorf("close the connections of %s: %w", u.Name, err)
+				}
+				r.log.Info("a password of an instance's user stopped working; its connections are closed", "instance", in.ID, "user", u.Name)
+				break
+			}
+		}
+		return nil
+	}
 	for _, u := range users {
 		want[u.Name] = true
 		if u.Name == raftstate.DefaultUser {
 			last = append(last, u)
 			continue
 		}
-		if err := c.Do(ctx, append([]any{"ACL", "SETUSER", u.Name}, stringsToAny(u.Args)...)...).Err(); err != nil {
-			return fmt.Errorf("set user %s: %w", u.Name, err)
+		if err := set(u); err != nil {
+			return err
 		}
 	}
 	for _, name := range have {
@@ -196,8 +220,8 @@ func (r *Reconciler) applyUsers(ctx context.Context, c *redis.Client, in raftsta
 		}
 	}
 	for _, u := range last {
-		if err := c.Do(ctx, append([]any{"ACL", "SETUSER", u.Name}, stringsToAny(u.Args)...)...).Err(); err != nil {
-			return fmt.Errorf("set user %s: %w", u.Name, err)
+		if err := set(u); err != nil {
+			return err
 		}
 	}
 	r.probes.forget(in.ID)
@@ -206,6 +230,31 @@ func (r *Reconciler) applyUsers(ctx context.Context, c *redis.Client, in raftsta
 	r.mu.Unlock()
 	r.log.Info("instance users set", "instance", in.ID, "users", len(users))
 	return nil
+}
+
+// passwordDigests are the SHA-256 digests (hex) of the passwords user has
+// on the instance; none for a user it does not have.
+func passwordDigests(ctx context.Context, c *redis.Client, user string) ([]string, error) {
+	v, err := c.Do(ctx, "ACL", "GETUSER", user).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(v); i += 2 {
+		if k, _ := v[i].(string); k == "passwords" {
+			ps, _ := v[i+1].([]any)
+			out := make([]string, 0, len(ps))
+			for _, p := range ps {
+				if s, ok := p.(string); ok {
+					out = append(out, s)
+				}
+			}
+			return out, nil
+		}
+	}
+	return nil, nil
 }
 
 func stringsToAny(ss []string) []any {

@@ -20,6 +20,7 @@ var appUsers = []raftstate.User{
 	{Name: "writer", Role: raftstate.UserWrite, Password: raftstate.Sealed("writer-" + testPassword)},
 	{Name: "owner", Role: raftstate.UserAdmin, Password: raftstate.Sealed("owner-" + testPassword)},
 	{Name: "scoped", Role: raftstate.UserWrite, Keys: []string{"app:*"}, Channels: []string{"news.*"}, Password: raftstate.Sealed("scoped-" + testPassword)},
+	{Name: "scopedowner", Role: raftstate.UserAdmin, Keys: []string{"app:*"}, Password: raftstate.Sealed("scopedowner-" + testPassword)},
 }
 
 // roleClients connects as the default user and each application user.
@@ -133,25 +134,30 @@ func TestACL_EveryRoleIsDeniedWhatChangesRolesPersistenceSecurityOrTheFence(t *t
 		roles string // the users it works for
 	}
 	for _, w := range []want{
-		{[]any{"SET", "app:1", "v"}, "default writer owner scoped"},
-		{[]any{"GET", "app:1"}, "default reader writer owner scoped"},
+		{[]any{"SET", "app:1", "v"}, "default writer owner scoped scopedowner"},
+		{[]any{"GET", "app:1"}, "default reader writer owner scoped scopedowner"},
 		{[]any{"SET", "other", "v"}, "default writer owner"},
-		{[]any{"INFO"}, "default reader writer owner scoped"},
-		{[]any{"WATCH", "app:1"}, "default reader writer owner scoped"},
-		{[]any{"EVAL_RO", "return redis.call('get', KEYS[1])", "1", "app:1"}, "default reader writer owner scoped"},
+		{[]any{"INFO"}, "default reader writer owner scoped scopedowner"},
+		{[]any{"WATCH", "app:1"}, "default reader writer owner scoped scopedowner"},
+		{[]any{"EVAL_RO", "return redis.call('get', KEYS[1])", "1", "app:1"}, "default reader writer owner scoped scopedowner"},
 		{[]any{"EVAL_RO", "return redis.call('get', KEYS[1])", "1", "other"}, "default reader writer owner"},
-		{[]any{"ROLE"}, "default reader writer owner scoped"},
-		{[]any{"CLIENT", "SETNAME", "app"}, "default reader writer owner scoped"},
-		{[]any{"CLIENT", "LIST"}, "default reader writer owner scoped"},
-		{[]any{"SLOWLOG", "GET"}, "default reader writer owner scoped"},
-		{[]any{"KEYS", "*"}, "default reader owner"},
+		{[]any{"ROLE"}, "default reader writer owner scoped scopedowner"},
+		{[]any{"CLIENT", "SETNAME", "app"}, "default reader writer owner scoped scopedowner"},
+		{[]any{"CLIENT", "LIST"}, "default reader writer owner scoped scopedowner"},
+		{[]any{"SLOWLOG", "GET"}, "default reader writer owner scoped scopedowner"},
+		{[]any{"KEYS", "*"}, "default reader owner scopedowner"},
 		{[]any{"SORT", "nolist"}, "default owner"},
+		{[]any{"SORT", "app:list"}, "default owner scopedowner"},
 		{[]any{"FLUSHDB"}, "default owner"},
-		{[]any{"PUBLISH", "news.1", "x"}, "default writer owner scoped"},
-		{[]any{"PUBLISH", "other", "x"}, "default writer owner"},
-		{[]any{"EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "app:2"}, "default writer owner scoped"},
+		{[]any{"FLUSHALL"}, "default owner"},
+		{[]any{"SWAPDB", "0", "1"}, "default owner"},
+		{[]any{"FUNCTION", "LOAD", "REPLACE", "#!lua name=lib\nredis.register_function('f', function() return 1 end)"}, "default owner scopedowner"},
+		{[]any{"FUNCTION", "DELETE", "nolib"}, "default owner scopedowner"},
+		{[]any{"PUBLISH", "news.1", "x"}, "default writer owner scoped scopedowner"},
+		{[]any{"PUBLISH", "other", "x"}, "default writer owner scopedowner"},
+		{[]any{"EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "app:2"}, "default writer owner scoped scopedowner"},
 	} {
-		for _, name := range []string{"default", "reader", "writer", "owner", "scoped"} {
+		for _, name := range []string{"default", "reader", "writer", "owner", "scoped", "scopedowner"} {
 			err := clients[name].Do(ctx(t), w.call...).Err()
 			ok := err == nil || err == redis.Nil || !strings.HasPrefix(err.Error(), "NOPERM")
 			if should := slices.Contains(strings.Fields(w.roles), name); ok != should {

@@ -121,7 +121,7 @@ func (cr credentials) opens(m *Master) bool {
 		return pw != "" && subtle.ConstantTimeCompare(d[:], cr.digest[:]) == 1
 	}
 	if cr.user == "default" || cr.user == m.Name {
-		return same(m.Password)
+		return same(m.Password) || same(m.PreviousPassword)
 	}
 	for _, pw := range m.Users[cr.user] {
 		if same(pw) {

@@ -198,6 +198,29 @@ func TestAuth_AnApplicationUserSeesOnlyItsDatabase(t *testing.T) {
 	}
 }
 
+// TestAuth_ThePreviousPasswordOpensItsDatabaseDuringTheGrace: after db
+// rotate-password --grace, applications that still have the old password
+// discover with it until the grace ends (the agent then clears it).
+func TestAuth_ThePreviousPasswordOpensItsDatabaseDuringTheGrace(t *testing.T) {
+	src := twoDatabases()
+	m := src.Masters()[0]
+	old := m.Password
+	m.Password, m.PreviousPassword = "rotated", old
+	src.set(m)
+	_, addr := startServer(t, src)
+	for _, pw := range []string{"rotated", old} {
+		c := dialRaw(t, addr)
+		if got := c.do("AUTH", pw); got != "+OK\r\n" {
+			t.Errorf("AUTH with %s password: %q", map[bool]string{true: "the new", false: "the previous"}[pw == "rotated"], got)
+		}
+	}
+	m.PreviousPassword = ""
+	src.set(m)
+	if got := dialRaw(t, addr).do("AUTH", old); got != wrongPassReply {
+		t.Errorf("AUTH with the previous password after the grace: %q, want WRONGPASS", got)
+	}
+}
+
 func TestAuth_ChangedPasswordRevokesAnOpenConnection(t *testing.T) {
 	src := twoDatabases()
 	_, addr := startServer(t, src)

@@ -40,6 +40,9 @@ type Master struct {
 	// client that authenticates with it may see this master, and no master
 	// with another password. A master with no password is seen by nobody.
 	Password string
+	// PreviousPassword is the one a rotation replaced, while its grace
+	// lasts ("" otherwise): it opens the master too.
+	PreviousPassword string
 	// Users are the database's application users and the passwords each
 	// may authenticate with (plaintext, in memory only): AUTH user
 	// password opens the master too, so that an application given a user

@@ -51,7 +51,11 @@ func printCredentials(g *globals, c api.Credentials) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "This password is not shown again: keep it now.")
+	if c.User == "default" {
+		fmt.Fprintf(os.Stderr, "redis-appliance db url %s prints it again; keep it out of logs and shell history.\n", c.Database)
+	} else {
+		fmt.Fprintln(os.Stderr, "This password is not shown again: keep it now.")
+	}
 	return nil
 }
 
