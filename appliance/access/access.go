@@ -218,7 +218,9 @@ func Users(keys Opener, db *raftstate.Database, now time.Time) ([]User, error) {
 		out = append(out, User{Name: name, Args: append(args, rules...)})
 	}
 	user(AgentUser, passwords(o.agent, o.prevAgent, o.previousInternal), []string{"~*"}, []string{"&*"}, []string{"+@all"})
-	user(ReplicationUser, passwords(o.replication, o.prevRe, o.previousInternal), nil, nil, []string{"+psync", "+sync", "+replconf", "+ping"})
+	// CLIENT SETNAME: the probes of other nodes log in as this user, and
+	// name their connection (CLIENT LIST tells them from applications).
+	user(ReplicationUser, passwords(o.replication, o.prevRe, o.previousInternal), nil, nil, []string{"+psync", "+sync", "+replconf", "+ping", "+client|setname"})
 	user(raftstate.DefaultUser, passwords(o.password, o.prevPassword, o.previousValid), []string{"~*"}, []string{"&*"}, Rules(raftstate.UserAdmin, db.ReadOnly))
 	for _, u := range a.Users {
 		pw, err := keys.Open(u.Password)

@@ -173,7 +173,7 @@ func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Log
 	} {
 		s.mux.Handle(r.pattern, s.serve(r.where, r.h))
 	}
-	s.http = &http.Server{Handler: s.authorize(s.mux)}
+	s.http = &http.Server{Handler: s.authorize(s.mux), ErrorLog: newErrorLog(log)}
 	s.SetLimits(DefaultLimits())
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-appliance/redis-appliance/appliance/access"
+	agentconn "github.com/redis-appliance/redis-appliance/appliance/instance"
 	"github.com/redis-appliance/redis-appliance/raftstate"
 )
 
@@ -280,6 +281,12 @@ func TestRender_ReplicaStartsAsReplica(t *testing.T) {
 	err := rc.Set(ctx(t), "k", "on-replica", 0).Err()
 	if err == nil || !strings.Contains(err.Error(), "READONLY") {
 		t.Errorf("SET on replica = %v, want READONLY", err)
+	}
+	// Another node's probe: a named connection of the replication user.
+	probe := agentconn.Connect(fmt.Sprintf("127.0.0.1:%d", primary.Port), agentconn.Credential{User: access.ReplicationUser, Password: testReplSecret}, agentconn.NameProbe, time.Second)
+	defer probe.Close()
+	if err := probe.Ping(ctx(t)).Err(); err != nil {
+		t.Errorf("a probe's PING as the replication user: %v", err)
 	}
 	repl := userClient(t, primary.Port, access.ReplicationUser, testReplSecret)
 	for _, cmd := range [][]any{{"GET", "k"}, {"SET", "k", "x"}, {"CONFIG", "GET", "maxmemory"}, {"REPLICAOF", "NO", "ONE"}, {"ACL", "LIST"}} {
