@@ -47,6 +47,11 @@ type CA struct {
 // valid for 10 years from now. It may sign node certificates only (path
 // length 0), so a stolen node key cannot mint more members.
 func NewCA(clusterID string, now time.Time) (*CA, error) {
+	return newSelfSignedCA(clusterID, "redis-appliance cluster CA", now)
+}
+
+// newSelfSignedCA creates a self-signed CA named commonName (see NewCA).
+func newSelfSignedCA(clusterID, commonName string, now time.Time) (*CA, error) {
 	if err := checkClusterID(clusterID); err != nil {
 		return nil, err
 	}
@@ -65,7 +70,7 @@ func NewCA(clusterID string, now time.Time) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject: pkix.Name{
-			CommonName:         "redis-appliance cluster CA",
+			CommonName:         commonName,
 			Organization:       []string{organization},
 			OrganizationalUnit: []string{clusterID},
 		},
