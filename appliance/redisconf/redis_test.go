@@ -120,6 +120,9 @@ func (in *instance) stop() {
 // agentClient connects as the agent's user, or as the default user for
 // a file from before access control (no agent user).
 func agentClient(t *testing.T, p Params) *redis.Client {
+	if p.TLS != nil && p.TLS.Only {
+		return tlsClient(t, p.TLS.Port, p.TLS.CAFile, "127.0.0.1", access.AgentUser, testAgentSecret, 0)
+	}
 	for _, u := range p.Users {
 		if u.Name == access.AgentUser {
 			return userClient(t, p.Port, access.AgentUser, testAgentSecret)

@@ -146,6 +146,12 @@ func TestRender_Options(t *testing.T) {
 			nil, []string{"masteruser"}},
 		{"IPv6 bind", func(p *Params) { p.Bind = []string{"::1"} },
 			[]string{"bind ::1"}, nil},
+		{"TLS beside plaintext", func(p *Params) {
+			p.TLS = &TLS{Port: 7380, CertFile: "/d/tls.crt", KeyFile: "/d/tls.key", CAFile: "/d/ca.crt"}
+		}, []string{"port 6380", "tls-port 7380", `tls-cert-file "/d/tls.crt"`, `tls-protocols "TLSv1.2 TLSv1.3"`, "tls-auth-clients no"}, []string{"port 0", "tls-replication"}},
+		{"TLS only", func(p *Params) {
+			p.TLS = &TLS{Port: 7380, CertFile: "/d/tls.crt", KeyFile: "/d/tls.key", CAFile: "/d/ca.crt", Only: true}
+		}, []string{"port 0", "tls-port 7380", "tls-replication yes"}, []string{"port 6380"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,6 +230,8 @@ func TestRender_Invalid(t *testing.T) {
 		{"no default user", func(p *Params) { p.Users = p.Users[:2] }, "no password"},
 		{"user line injection", func(p *Params) { p.Users[2].Args = append(p.Users[2].Args, "+@all\nrequirepass x") }, "cannot hold"},
 		{"masteruser injection", func(p *Params) { p.MasterUser = "a b" }, "not a plain user name"},
+		{"TLS on the plaintext port", func(p *Params) { p.TLS = &TLS{Port: p.Port, CertFile: "/c", KeyFile: "/k", CAFile: "/a"} }, "is the plaintext port"},
+		{"TLS file not absolute", func(p *Params) { p.TLS = &TLS{Port: 7000, CertFile: "c", KeyFile: "/k", CAFile: "/a"} }, `TLS file "c" is not an absolute path`},
 		{"unlimited memory", func(p *Params) { p.MaxMemory = 0 }, "maxmemory 0 bytes is below 1 MiB"},
 		{"tiny memory", func(p *Params) { p.MaxMemory = 1000 }, "maxmemory 1000 bytes is below 1 MiB"},
 		{"policy", func(p *Params) { p.MaxMemoryPolicy = "lru" }, `maxmemory-policy "lru" is not one of noeviction`},
