@@ -66,6 +66,11 @@ const (
 	// CmdRotateKey records a new cluster key and re-seals every secret
 	// with it (payload RotateKey).
 	CmdRotateKey CommandType = 18
+	// CmdSetDatabaseCA records the cluster's database CA (payload
+	// SetDatabaseCA).
+	CmdSetDatabaseCA CommandType = 19
+	// CmdSetDatabaseTLS sets a database's TLS mode and ports.
+	CmdSetDatabaseTLS CommandType = 20
 )
 
 func (t CommandType) String() string {
@@ -74,6 +79,10 @@ func (t CommandType) String() string {
 		return "admit-node"
 	case CmdPinNode:
 		return "pin-node"
+	case CmdSetDatabaseCA:
+		return "set-database-ca"
+	case CmdSetDatabaseTLS:
+		return "set-database-tls"
 	case CmdRotateKey:
 		return "rotate-key"
 	case CmdRegisterNode:
@@ -115,7 +124,7 @@ func (t CommandType) String() string {
 // added the levels themselves. A command of a higher level than the
 // cluster's (the lowest among the voters, Store.ClusterLevel) is refused
 // before it is written: an older voter could not apply it.
-const FeatureLevel uint32 = 3
+const FeatureLevel uint32 = 4
 
 // commandLevels is the feature level each command needs every voter to
 // have: a command absent from it is unknown to this build. A new command
@@ -125,6 +134,9 @@ var commandLevels = map[CommandType]uint32{
 	CmdAdmitNode: 3,
 	CmdPinNode:   3,
 	CmdRotateKey: 3,
+	// Level 4: TLS (issue 17).
+	CmdSetDatabaseCA:  4,
+	CmdSetDatabaseTLS: 4,
 	// Level 1: every agent.
 	CmdRegisterNode:     1,
 	CmdCreateDatabase:   1,

@@ -201,6 +201,10 @@ func decodePayload(t CommandType, ver uint8, body []byte) (any, error) {
 		p = &PinNode{}
 	case CmdRotateKey:
 		p = &RotateKey{}
+	case CmdSetDatabaseCA:
+		p = &SetDatabaseCA{}
+	case CmdSetDatabaseTLS:
+		p = &SetDatabaseTLS{}
 	case CmdRegisterNode:
 		p = &RegisterNode{}
 	case CmdCreateDatabase:
@@ -248,6 +252,10 @@ func (f *FSM) apply(p any) error {
 		return f.applyPinNode(*p)
 	case *RotateKey:
 		return f.applyRotateKey(*p)
+	case *SetDatabaseCA:
+		return f.applySetDatabaseCA(*p)
+	case *SetDatabaseTLS:
+		return f.applySetDatabaseTLS(*p)
 	case *RegisterNode:
 		return f.applyRegisterNode(*p)
 	case *CreateDatabase:

@@ -56,6 +56,7 @@ func readSnapshot(r io.Reader) (*State, error) {
 		}
 		s.Events = f.State.Events
 		s.KeyChain = f.State.KeyChain
+		s.DatabaseCA = f.State.DatabaseCA
 	}
 	return s, nil
 }

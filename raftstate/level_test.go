@@ -98,11 +98,11 @@ func TestStore_CommandAboveTheClusterLevelIsRefused(t *testing.T) {
 	if g := s.State().Databases["cache"].RestartGeneration; g != 0 {
 		t.Fatalf("restart generation %d after a refusal", g)
 	}
-	if err := s.Apply(ctx, CmdRegisterNode, RegisterNode{Name: "n1", RaftAddr: s.cfg.AdvertiseAddr, FeatureLevel: 3}); err != nil {
+	if err := s.Apply(ctx, CmdRegisterNode, RegisterNode{Name: "n1", RaftAddr: s.cfg.AdvertiseAddr, FeatureLevel: FeatureLevel}); err != nil {
 		t.Fatal(err)
 	}
-	if level, behind, err := s.ClusterLevel(); err != nil || level != 3 || behind != nil {
-		t.Fatalf("ClusterLevel = %d, %v, %v; want 3, none behind", level, behind, err)
+	if level, behind, err := s.ClusterLevel(); err != nil || level != FeatureLevel || behind != nil {
+		t.Fatalf("ClusterLevel = %d, %v, %v; want %d, none behind", level, behind, err, FeatureLevel)
 	}
 	if err := s.Apply(ctx, CmdRestartDatabase, RestartDatabase{Name: "cache"}); err != nil {
 		t.Fatalf("at level 3: %v", err)

@@ -9,6 +9,9 @@ import "fmt"
 // must be visited here: a secret it misses would stay sealed with a key
 // that rotate-key has retired.
 func (s *State) EachSecret(fn func(*Sealed)) {
+	if s.DatabaseCA != nil && len(s.DatabaseCA.Key) > 0 {
+		fn(&s.DatabaseCA.Key)
+	}
 	for _, name := range s.DatabaseNames() {
 		d := s.Databases[name]
 		if len(d.Password) > 0 {

@@ -101,6 +101,8 @@ type Database struct {
 	PrimarySince time.Time `json:"primary_since,omitempty"`
 	// FailedOverAt is the last automatic failover: the cooldown runs from it.
 	FailedOverAt time.Time `json:"failed_over_at,omitempty"`
+	// TLS is whether the instances listen with TLS (feature level 4).
+	TLS TLSMode `json:"tls,omitempty"`
 	// Access holds the agent's and the replicas' secrets and the
 	// application users; nil for a database from before access control
 	// (feature level 3), whose default user can still do everything.
@@ -174,6 +176,9 @@ type Instance struct {
 	Node string `json:"node"`
 	Port int    `json:"port"`
 	Role Role   `json:"role"`
+	// TLSPort is the instance's TLS port; 0 until its database first
+	// has TLS.
+	TLSPort int `json:"tls_port,omitempty"`
 }
 
 // Node is a host running the agent.
@@ -240,6 +245,9 @@ type State struct {
 	// KeyChain is each cluster key rotate-key made, sealed with the one
 	// before it (see secrets.go), oldest first.
 	KeyChain []KeyLink `json:"key_chain,omitempty"`
+	// DatabaseCA issues the instances' TLS certificates (nil until the
+	// leader makes it, once every voter is at feature level 4).
+	DatabaseCA *DatabaseCA `json:"database_ca,omitempty"`
 }
 
 // NewState returns an empty state.
@@ -286,6 +294,7 @@ func (s *State) Clone() *State {
 		l.Sealed = append(Sealed(nil), l.Sealed...)
 		c.KeyChain = append(c.KeyChain, l)
 	}
+	c.DatabaseCA = s.DatabaseCA.clone()
 	return c
 }
 

@@ -232,6 +232,19 @@ func checkDatabase(d *Database) error {
 	if err := checkAccess(d.Name, d.Access); err != nil {
 		return err
 	}
+	if err := d.TLS.Check(); err != nil {
+		return fmt.Errorf("database %s: %w", d.Name, err)
+	}
+	for _, in := range d.Instances {
+		if in.TLSPort != 0 {
+			if err := CheckPort(in.TLSPort); err != nil {
+				return fmt.Errorf("instance %s TLS: %w", in.ID, err)
+			}
+		}
+		if d.TLS != TLSOff && in.TLSPort == 0 {
+			return invalidf("instance %s of %s has TLS but no TLS port", in.ID, d.Name)
+		}
+	}
 	if fl := d.Follows; fl != nil {
 		if fl.Database != "" {
 			if err := CheckName("database", fl.Database); err != nil {
@@ -275,6 +288,9 @@ func checkState(s *State) error {
 		if t == nil {
 			return invalidf("join token record %q is empty", id)
 		}
+	}
+	if err := checkDatabaseCA(s.DatabaseCA); err != nil {
+		return err
 	}
 	return checkKeyChain(s.KeyChain)
 }
