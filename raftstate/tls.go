@@ -106,6 +106,9 @@ func (f *FSM) applySetDatabaseTLS(p SetDatabaseTLS) error {
 			if err := CheckPort(port); err != nil {
 				return fmt.Errorf("instance %s: %w", in.ID, err)
 			}
+			if owner, taken := f.state.PortsInUse(in.Node)[port]; (taken && owner != in.ID) || port == in.Port {
+				return fmt.Errorf("port %d on %s is taken (by %s): %w", port, in.Node, owner, ErrConflict)
+			}
 			next[i].TLSPort = port
 		}
 		if p.Mode != TLSOff && next[i].TLSPort == 0 {

@@ -335,6 +335,9 @@ func (s *State) PortsInUse(node string) map[int]string {
 		for _, in := range d.Instances {
 			if in.Node == node {
 				used[in.Port] = in.ID
+				if in.TLSPort != 0 {
+					used[in.TLSPort] = in.ID
+				}
 			}
 		}
 	}

@@ -79,8 +79,10 @@ func TestAccess_UsersFollowTheDatabaseAcrossSwitchoverAndRotation(t *testing.T) 
 		if err := at(t, old.URL, in).Ping(ctx).Err(); err == nil {
 			t.Errorf("the old default password still works on %s", in.ID)
 		}
-		if got, err := at(t, cr.URL, in).Get(ctx, "k").Result(); err != nil || got != "3" {
-			t.Errorf("GET k as app on %s after the rotation and restart = %q, %v", in.ID, got, err)
-		}
+		// A replica gets the write a moment after the primary.
+		waitUntil(t, "GET k as app on "+in.ID+" after the rotation and restart to be 3", func() bool {
+			got, err := at(t, cr.URL, in).Get(ctx, "k").Result()
+			return err == nil && got == "3"
+		})
 	}
 }

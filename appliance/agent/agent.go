@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,7 +88,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	rec := reconcile.New(reconcile.Config{
 		Node: cfg.NodeName, InstancesDir: cfg.InstancesDir(), Bind: cfg.BindAddrs(),
 		User: cfg.InstanceUser, Group: groupName(gid), UID: uid, GID: gid,
-		Binary: local.Binary, Fenced: fencer.Decision,
+		Binary: local.Binary, Fenced: fencer.Decision, TLSHosts: tlsHosts(cfg),
 	}, cl, sup, cl, log.With("subsystem", "reconcile"))
 	status := failover.NewStatus()
 	failoverCluster := func() failover.Cluster {
@@ -225,6 +226,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan<-
 	systemd.Stopping()
 	log.Info("agent stopping; instances keep running")
 	return nil
+}
+
+// tlsHosts are the names and addresses clients may dial this node's
+// instances at: the advertised address, the host's name, and loopback.
+func tlsHosts(cfg *config.Config) []string {
+	var out []string
+	add := func(h string) {
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) || slices.Contains(out, h) {
+			return
+		}
+		out = append(out, h)
+	}
+	add(cfg.AdvertiseAddr)
+	if name, err := os.Hostname(); err == nil {
+		add(name)
+	}
+	add("localhost")
+	add("127.0.0.1")
+	return out
 }
 
 // registerRetry is how long the leader waits before it tries again to

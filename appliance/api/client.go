@@ -111,6 +111,24 @@ func (c *Client) UnlinkDatabase(ctx context.Context, name string) (Database, err
 	return db, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/unlink", nil, &db)
 }
 
+// SetDatabaseTLS sets a database's TLS mode (enable, only, off).
+func (c *Client) SetDatabaseTLS(ctx context.Context, name string, req TLSRequest) (Database, error) {
+	var out Database
+	return out, c.do(ctx, http.MethodPost, "/v1/databases/"+url.PathEscape(name)+"/tls", req, &out)
+}
+
+// DatabaseTLSURL is the rediss:// URL of the primary.
+func (c *Client) DatabaseTLSURL(ctx context.Context, name string) (URL, error) {
+	var out URL
+	return out, c.do(ctx, http.MethodGet, "/v1/databases/"+url.PathEscape(name)+"/url/tls", nil, &out)
+}
+
+// DatabaseCA is the CA applications verify instances' TLS ports with.
+func (c *Client) DatabaseCA(ctx context.Context) (CA, error) {
+	var out CA
+	return out, c.do(ctx, http.MethodGet, "/v1/ca", nil, &out)
+}
+
 // SaveDatabase writes the primary's data to its RDB file now.
 func (c *Client) SaveDatabase(ctx context.Context, name string) (SaveResult, error) {
 	var out SaveResult

@@ -49,6 +49,9 @@ type Backend interface {
 	PromoteDatabase(ctx context.Context, name string) (Database, error)
 	UnlinkDatabase(ctx context.Context, name string) (Database, error)
 	SaveDatabase(ctx context.Context, name string) (SaveResult, error)
+	SetDatabaseTLS(ctx context.Context, name string, req TLSRequest) (Database, error)
+	DatabaseTLSURL(ctx context.Context, name string) (URL, error)
+	DatabaseCA(ctx context.Context) (CA, error)
 	Events(ctx context.Context) ([]Event, error)
 	Versions(ctx context.Context) ([]Version, error)
 	Node(ctx context.Context) (Node, error)
@@ -148,6 +151,9 @@ func NewServer(b Backend, auth Authorizer, fwd *forward.Forwarder, log *slog.Log
 		{"POST /v1/databases/{name}/promote", onLeader, s.promoteDatabase},
 		{"POST /v1/databases/{name}/unlink", onLeader, s.unlinkDatabase},
 		{"POST /v1/databases/{name}/save", onLeader, s.saveDatabase},
+		{"POST /v1/databases/{name}/tls", onLeader, s.setDatabaseTLS},
+		{"GET /v1/databases/{name}/url/tls", onLeader, s.databaseTLSURL},
+		{"GET /v1/ca", onLeader, s.databaseCA},
 		{"GET /v1/databases/{name}/users", onLeader, s.listUsers},
 		{"POST /v1/databases/{name}/users", onLeader, s.createUser},
 		{"POST /v1/databases/{name}/users/{user}/rotate", onLeader, s.rotateUser},
@@ -414,6 +420,22 @@ func (s *Server) promoteDatabase(_ http.ResponseWriter, r *http.Request) (any, e
 
 func (s *Server) unlinkDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {
 	return s.backend.UnlinkDatabase(r.Context(), r.PathValue("name"))
+}
+
+func (s *Server) setDatabaseTLS(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var req TLSRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	return s.backend.SetDatabaseTLS(r.Context(), r.PathValue("name"), req)
+}
+
+func (s *Server) databaseTLSURL(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.DatabaseTLSURL(r.Context(), r.PathValue("name"))
+}
+
+func (s *Server) databaseCA(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.backend.DatabaseCA(r.Context())
 }
 
 func (s *Server) saveDatabase(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -115,6 +115,19 @@ type Database struct {
 	AccessControl bool `json:"access_control"`
 	// Users are the application users besides the default one.
 	Users []DatabaseUser `json:"users,omitempty"`
+	// TLS is the TLS mode ("" off, enabled, only); TLSPort the primary's.
+	TLS     string `json:"tls,omitempty"`
+	TLSPort int    `json:"tls_port,omitempty"`
+}
+
+// CA is a certificate authority's certificate, for clients to trust.
+type CA struct {
+	CertPEM string `json:"cert_pem"`
+}
+
+// TLSRequest sets a database's TLS mode: enable, only or off.
+type TLSRequest struct {
+	Mode string `json:"mode"`
 }
 
 // SaveResult is a snapshot of a database's primary written to its RDB
@@ -134,6 +147,7 @@ type Instance struct {
 	Node            string `json:"node"`
 	Host            string `json:"host"`
 	Port            int    `json:"port"`
+	TLSPort         int    `json:"tls_port,omitempty"`
 	Role            string `json:"role"`
 	Unit            string `json:"unit"`
 	State           string `json:"state"`

@@ -62,12 +62,16 @@ const accessRetry = 30 * time.Second
 // KeepAccess runs on the leader: once every voter applies access control,
 // it gives each database from before it its agent and replication
 // secrets, after which the reconcilers take every management command
-// away from the default user.
+// away from the default user; once every voter is at level 4 it makes the
+// cluster's database CA.
 func (c *Controller) KeepAccess(ctx context.Context) {
 	changes := c.store().Subscribe()
 	t := time.NewTicker(accessRetry)
 	defer t.Stop()
 	for {
+		if err := c.ensureDatabaseCA(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("cannot make the database CA", "err", err)
+		}
 		if c.accessReady() {
 			for _, name := range c.store().View().DatabaseNames() {
 				if err := c.giveAccess(ctx, name); err != nil && ctx.Err() == nil {

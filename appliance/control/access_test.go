@@ -2,6 +2,9 @@ package control
 
 import (
 	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -344,5 +347,86 @@ func TestSave_TheOperatorSavesWhatApplicationsMayNot(t *testing.T) {
 	}
 	if _, err := r.ctl.SaveDatabase(ctx, "nope"); statusOf(err) != http.StatusNotFound {
 		t.Errorf("db save of a missing database: %v, want 404", err)
+	}
+}
+
+// TestTLS_EnableGivesAVerifiedPortBesidePlaintextAndOffClosesIt: db tls
+// enable gives the instance a TLS port with a certificate of the database
+// CA; a client verifying against db ca reaches it with db url --tls, the
+// plaintext URL keeps working; a client trusting another CA is refused;
+// off closes the TLS port; only is refused for now, changing nothing.
+func TestTLS_EnableGivesAVerifiedPortBesidePlaintextAndOffClosesIt(t *testing.T) {
+	r := newRig(t)
+	r.runReconciler(t)
+	ctx := ctxFor(t)
+	created, err := r.ctl.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "secure", Memory: "32mb", Flavor: "nordb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := created.Instances[0].PID
+	if _, err := r.ctl.DatabaseTLSURL(ctx, "secure"); statusOf(err) != http.StatusConflict {
+		t.Errorf("db url --tls before TLS: %v, want 409", err)
+	}
+	for _, bad := range []string{"maybe", "only"} {
+		if _, err := r.ctl.SetDatabaseTLS(ctx, "secure", api.TLSRequest{Mode: bad}); err == nil {
+			t.Errorf("db tls secure %s was accepted", bad)
+		}
+	}
+	if d := r.store.View().Databases["secure"]; d.TLS != raftstate.TLSOff || d.Instances[0].TLSPort != 0 {
+		t.Fatalf("refused modes changed the database: %+v", d)
+	}
+	v, err := r.ctl.SetDatabaseTLS(ctx, "secure", api.TLSRequest{Mode: "enable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.TLS != "enabled" || v.TLSPort == 0 || v.TLSPort == v.Port || v.State != api.StateRunning {
+		t.Fatalf("after db tls enable: %+v", v)
+	}
+	ca, err := r.ctl.DatabaseCA(ctx)
+	if err != nil || !strings.Contains(ca.CertPEM, "BEGIN CERTIFICATE") {
+		t.Fatalf("db ca: %+v %v", ca, err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM([]byte(ca.CertPEM))
+	u, err := r.ctl.DatabaseTLSURL(ctx, "secure")
+	if err != nil || !strings.HasPrefix(u.URL, "rediss://default:") {
+		t.Fatalf("db url --tls: %q %v", u.URL, err)
+	}
+	opt, err := redis.ParseURL(u.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.TLSConfig.RootCAs, opt.MaxRetries = roots, -1
+	tc := redis.NewClient(opt)
+	defer tc.Close()
+	if err := tc.Set(ctx, "k", "over-tls", 0).Err(); err != nil {
+		t.Errorf("SET over TLS, verified against db ca: %v", err)
+	}
+	plain, _ := r.ctl.DatabaseURL(ctx, "secure")
+	if got, err := urlClient(t, plain.URL).Get(ctx, "k").Result(); err != nil || got != "over-tls" {
+		t.Errorf("GET on the plaintext port: %q %v", got, err)
+	}
+	other, _ := redis.ParseURL(u.URL)
+	other.TLSConfig.RootCAs, other.MaxRetries = x509.NewCertPool(), -1
+	oc := redis.NewClient(other)
+	defer oc.Close()
+	if err := oc.Ping(ctx).Err(); err == nil {
+		t.Error("a client trusting no CA of ours was served")
+	}
+	if _, err := r.ctl.SetDatabaseTLS(ctx, "secure", api.TLSRequest{Mode: "off"}); err != nil {
+		t.Fatal(err)
+	}
+	r.poll(t, "the TLS port closes", func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", v.TLSPort), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if got, err := urlClient(t, plain.URL).Get(ctx, "k").Result(); err != nil || got != "over-tls" {
+		t.Errorf("GET on the plaintext port after TLS off (memory only: a restart would have lost it): %q %v", got, err)
+	}
+	if after, _ := r.ctl.GetDatabase(ctx, "secure"); after.Instances[0].PID != pid {
+		t.Errorf("TLS on and off restarted the instance: pid %d, was %d", after.Instances[0].PID, pid)
 	}
 }

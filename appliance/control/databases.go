@@ -60,7 +60,7 @@ func (c *Controller) view(ctx context.Context, st *raftstate.State, db *raftstat
 		MemoryBytes: db.MemoryBytes, CreatedAt: db.CreatedAt, State: api.StateUnknown,
 		Epoch: db.Epoch, ReadOnly: db.ReadOnly, LinkedReplicas: st.LinkedReplicas(db.Name), PromotedFrom: db.PromotedFrom,
 		FailoverStatus: c.status.Why(db.Name),
-		AccessControl:  db.Access != nil, Users: usersView(db, c.Now()),
+		AccessControl:  db.Access != nil, Users: usersView(db, c.Now()), TLS: string(db.TLS),
 	}
 	if db.Follows != nil {
 		v.Follows = db.Follows.Describe()
@@ -85,14 +85,14 @@ func (c *Controller) view(ctx context.Context, st *raftstate.State, db *raftstat
 	for i, in := range db.Instances {
 		o := obs[i]
 		iv := api.Instance{
-			ID: in.ID, Node: in.Node, Host: instance.Host(st, in.Node, c.cfg.AdvertiseAddr), Port: in.Port, Role: string(in.Role),
+			ID: in.ID, Node: in.Node, Host: instance.Host(st, in.Node, c.cfg.AdvertiseAddr), Port: in.Port, TLSPort: in.TLSPort, Role: string(in.Role),
 			Unit: reconcile.UnitName(in.ID), State: o.State, PID: o.PID, Restarts: o.Restarts, Error: o.Error,
 			MemoryUsedBytes: o.MemoryUsed, ServerVersion: o.ServerVersion, Offset: o.ReplOffset,
 			OpsPerSec: o.OpsPerSec, Clients: o.Clients,
 			Replication: replicationView(st, db, in, offsets, o),
 		}
 		if in.Role == raftstate.RolePrimary {
-			v.Port, v.Unit, v.State, v.MemoryUsedBytes = iv.Port, iv.Unit, iv.State, iv.MemoryUsedBytes
+			v.Port, v.Unit, v.State, v.MemoryUsedBytes, v.TLSPort = iv.Port, iv.Unit, iv.State, iv.MemoryUsedBytes, iv.TLSPort
 			v.OpsPerSec, v.Clients = iv.OpsPerSec, iv.Clients
 		}
 		v.Instances = append(v.Instances, iv)

@@ -62,6 +62,9 @@ type Config struct {
 	// MaxClients is every instance's maxclients (0: redis-server's
 	// default, 10000).
 	MaxClients int
+	// TLSHosts are the addresses and names clients dial this node's
+	// instances at: every one is in their TLS certificates.
+	TLSHosts []string
 }
 
 // Reconciler converges this node's instances on the state.
@@ -83,8 +86,9 @@ type Reconciler struct {
 	// being restarted because of it (see Fence).
 	fenceFailed map[string]time.Time
 	restarting  map[string]bool
-	lockouts    map[string]int // instance ID → passes in a row it kept the agent out
-	done        chan struct{}  // closed and replaced after every pass
+	lockouts    map[string]int    // instance ID → passes in a row it kept the agent out
+	tls         map[string]string // instance ID → TLS settings last set (applyTLS)
+	done        chan struct{}     // closed and replaced after every pass
 	probes      *prober
 }
 
@@ -117,6 +121,7 @@ func New(cfg Config, src Source, sup systemd.Supervisor, keys Opener, log *slog.
 		fenceFailed: map[string]time.Time{},
 		restarting:  map[string]bool{},
 		lockouts:    map[string]int{},
+		tls:         map[string]string{},
 		done:        make(chan struct{}),
 		probes:      newProber(cfg.Bind),
 	}
@@ -270,11 +275,16 @@ func (r *Reconciler) ensure(ctx context.Context, st *raftstate.State, db *raftst
 		return err
 	}
 	rep.Users = users
+	tlsParams, err := r.tlsOf(st, db, in, dir)
+	if err != nil {
+		return err
+	}
+	rep.TLS = tlsParams
 	conf, err := redisconf.Render(redisconf.Params{
 		Port: in.Port, Bind: r.cfg.Bind, Users: users,
 		MaxMemory: db.MemoryBytes, Dir: dir, Flavor: db.Flavor,
 		ReplicaOf: rep.ReplicaOf, MasterUser: rep.Master.User, MasterAuth: rep.Master.Password,
-		Fenced: instance.HAPrimary(db, in), MaxClients: r.cfg.MaxClients,
+		Fenced: instance.HAPrimary(db, in), MaxClients: r.cfg.MaxClients, TLS: tlsParams,
 	})
 	if err != nil {
 		return fmt.Errorf("render redis.conf: %w", err)
@@ -384,6 +394,7 @@ func (r *Reconciler) removeUnwanted(ctx context.Context, want map[string]bool) e
 		r.mu.Lock()
 		delete(r.epochs, id)
 		delete(r.acl, id)
+		delete(r.tls, id)
 		r.mu.Unlock()
 	}
 	entries, err := os.ReadDir(r.cfg.InstancesDir)

@@ -2,9 +2,11 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +30,8 @@ type replication struct {
 	Master instance.Credential
 	// Users are the instance's Redis users (access.Users).
 	Users []access.User
+	// TLS is the instance's TLS port and files; nil: none.
+	TLS *redisconf.TLS
 }
 
 // replicationOf works out an instance's replication from the state: a
@@ -132,6 +136,9 @@ func (r *Reconciler) applyRole(ctx context.Context, db *raftstate.Database, in r
 	if err := r.applyUsers(ctx, c, in, rep); err != nil {
 		return err
 	}
+	if err := r.applyTLS(ctx, in, db, rep.TLS); err != nil {
+		return err
+	}
 	if instance.HAPrimary(db, in) {
 		fenced, known := false, true
 		if r.cfg.Fenced != nil {
@@ -229,6 +236,52 @@ func (r *Reconciler) applyUsers(ctx context.Context, c *redis.Client, in raftsta
 	r.acl[in.ID] = fp
 	r.mu.Unlock()
 	r.log.Info("instance users set", "instance", in.ID, "users", len(users))
+	return nil
+}
+
+// applyTLS gives a running instance the TLS port and files its redis.conf
+// has, with CONFIG SET (redis-server 7 opens, moves and closes its TLS
+// port at run time, and setting the file paths again reloads them, which
+// is how a renewed certificate is taken without dropping a client). It is
+// remembered once done, with the certificate's digest, so that a renewal
+// is applied and nothing else asks twice.
+func (r *Reconciler) applyTLS(ctx context.Context, in raftstate.Instance, db *raftstate.Database, t *redisconf.TLS) error {
+	want := "off"
+	if t != nil {
+		cert, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return fmt.Errorf("read the TLS certificate: %w", err)
+		}
+		sum := sha256.Sum256(cert)
+		want = fmt.Sprintf("%d %s %x", t.Port, t.CertFile, sum[:8])
+	}
+	r.mu.Lock()
+	done := r.tls[in.ID] == want
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	c, err := r.probes.client(ctx, r.keys, db, in)
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		err = c.Do(ctx, "CONFIG", "SET", "tls-port", "0").Err()
+	} else {
+		err = c.Do(ctx, "CONFIG", "SET", "tls-cert-file", t.CertFile, "tls-key-file", t.KeyFile, "tls-ca-cert-file", t.CAFile,
+			"tls-protocols", redisconf.TLSProtocols, "tls-auth-clients", "no").Err()
+		if err == nil {
+			err = c.Do(ctx, "CONFIG", "SET", "tls-port", strconv.Itoa(t.Port)).Err()
+		}
+	}
+	if err != nil {
+		r.probes.refused(in.ID, err)
+		return fmt.Errorf("set TLS (%s): %w", want, err)
+	}
+	r.mu.Lock()
+	r.tls[in.ID] = want
+	r.mu.Unlock()
+	r.log.Info("instance TLS set", "instance", in.ID, "tls", want)
 	return nil
 }
 

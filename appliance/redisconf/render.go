@@ -167,11 +167,12 @@ var persistence = map[raftstate.Flavor][]string{
 }
 
 // liveDirectives start the lines the agent applies to a running instance
-// (REPLICAOF, CONFIG SET masteruser and masterauth, ACL SETUSER), so that
-// a role change, a new user or a rotation restarts nothing: a switchover
-// must not reload the dataset. requirepass is what files from before
+// (REPLICAOF, CONFIG SET masteruser and masterauth, ACL SETUSER, CONFIG SET
+// tls-*), so that a role change, a new user, a rotation or turning TLS on
+// or off restarts nothing: a switchover must not reload the dataset, and
+// a memory-only database would lose it. requirepass is what files from before
 // access control have instead of user lines.
-var liveDirectives = []string{"replicaof ", "masteruser ", "masterauth ", "requirepass ", "user ", "min-replicas-to-write ", "# Replication", "# Read-only", "# Fenced", "# Users"}
+var liveDirectives = []string{"replicaof ", "masteruser ", "masterauth ", "requirepass ", "user ", "min-replicas-to-write ", "tls-", "# Replication", "# Read-only", "# Fenced", "# Users", "# TLS"}
 
 // NeedsRestart reports whether a running instance started with the old
 // file must restart to take the new one: whether they differ in anything

@@ -17,7 +17,7 @@ func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "db", Short: "Create, inspect and manage databases"}
 	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBShowCmd(g), newDBURLCmd(g), newDBRestartCmd(g), newDBDeleteCmd(g),
 		newDBReplicateCmd(g), newDBPromoteCmd(g), newDBUnlinkCmd(g), newDBFailoverCmd(g),
-		newDBUserCmd(g), newDBRotatePasswordCmd(g), newDBSaveCmd(g))
+		newDBUserCmd(g), newDBRotatePasswordCmd(g), newDBSaveCmd(g), newDBTLSCmd(g), newDBCACmd(g))
 	return cmd
 }
 
@@ -160,6 +160,9 @@ func printDatabase(g *globals, db api.Database) error {
 	t.row("Memory plan:", sizing.FormatSize(db.MemoryBytes))
 	t.row("Memory used:", sizing.FormatSize(db.MemoryUsedBytes))
 	t.row("Port:", db.Port)
+	if db.TLS != "" {
+		t.row("TLS port:", fmt.Sprintf("%d (%s; redis-appliance db url %s --tls, CA: redis-appliance db ca)", db.TLSPort, db.TLS, db.Name))
+	}
 	t.row("Unit:", db.Unit)
 	t.row("State:", db.State)
 	t.row("Ops/s, clients:", fmt.Sprintf("%d, %d (primary, observed every 2 s)", db.OpsPerSec, db.Clients))
@@ -219,6 +222,7 @@ func printDatabase(g *globals, db api.Database) error {
 
 func newDBURLCmd(g *globals) *cobra.Command {
 	var user string
+	var useTLS bool
 	cmd := &cobra.Command{
 		Use:   "url NAME [--user USER]",
 		Short: "Print the database's redis:// URL, password included",
@@ -236,9 +240,14 @@ in this URL.`,
 			}
 			var u api.URL
 			var err error
-			if user != "" {
+			switch {
+			case useTLS && user != "":
+				return fmt.Errorf("--tls and --user together are not available yet; use one")
+			case useTLS:
+				u, err = g.client().DatabaseTLSURL(cmd.Context(), args[0])
+			case user != "":
 				u, err = g.client().UserURL(cmd.Context(), args[0], user)
-			} else {
+			default:
 				u, err = g.client().DatabaseURL(cmd.Context(), args[0])
 			}
 			if err != nil {
@@ -255,6 +264,7 @@ in this URL.`,
 		},
 	}
 	cmd.Flags().StringVar(&user, "user", "", "an application user of the database (db user list)")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "the rediss:// URL of the TLS port (verify it with the CA of redis-appliance db ca)")
 	addOutput(cmd, g)
 	return cmd
 }
@@ -270,6 +280,67 @@ func newDBRestartCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "database %s restarted: %s\n", db.Name, db.State)
+			return nil
+		},
+	}
+}
+
+func newDBTLSCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tls NAME enable|off",
+		Short: "Open a TLS port beside the plaintext one (enable), or close it (off)",
+		Long: `enable gives every instance of the database a TLS port (TLS 1.2 and 1.3)
+with a certificate of the cluster's database CA for this node's addresses;
+clients verify it with the CA redis-appliance db ca prints, and reach it
+with the URL of redis-appliance db url NAME --tls. off closes it. The
+instances restart to take the change.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return fmt.Errorf("%s takes a database name and a mode (enable or off), got %d arguments", cmd.CommandPath(), len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(g); err != nil {
+				return err
+			}
+			db, err := g.client().SetDatabaseTLS(cmd.Context(), args[0], api.TLSRequest{Mode: args[1]})
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(db)
+			}
+			fmt.Fprintf(os.Stderr, "database %s: TLS %s (port %d)\n", db.Name, orOff(db.TLS), db.TLSPort)
+			return nil
+		},
+	}
+	addOutput(cmd, g)
+	return cmd
+}
+
+func orOff(mode string) string {
+	if mode == "" {
+		return "off"
+	}
+	return mode
+}
+
+func newDBCACmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ca",
+		Short: "Print the database CA (PEM) that applications verify TLS ports with",
+		Long: `Print the cluster's database CA. Give it to applications that connect with
+rediss:// (redis-cli --tls --cacert FILE, go-redis tls.Config RootCAs,
+redis-py ssl_ca_certs). It is not the cluster's own CA: trusting it grants
+nothing inside the cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ca, err := g.client().DatabaseCA(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Print(ca.CertPEM)
 			return nil
 		},
 	}
