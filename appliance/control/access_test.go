@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -428,5 +429,56 @@ func TestTLS_EnableGivesAVerifiedPortBesidePlaintextAndOffClosesIt(t *testing.T)
 	}
 	if after, _ := r.ctl.GetDatabase(ctx, "secure"); after.Instances[0].PID != pid {
 		t.Errorf("TLS on and off restarted the instance: pid %d, was %d", after.Instances[0].PID, pid)
+	}
+}
+
+// serialOf is the serial number of the certificate a TLS server presents.
+// now is the clock the client checks validity with (the rig's: a
+// certificate issued on it is not valid yet on the wall clock).
+func serialOf(t *testing.T, addr string, roots *x509.CertPool, now func() time.Time) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Time: now})
+	if err != nil {
+		t.Fatalf("TLS handshake with %s: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// TestTLS_ACertificateIsRenewedWithoutDroppingAClient: two thirds into
+// the certificate's life (on the injected clock) the node issues a new one
+// and the instance reloads it at run time: new handshakes see a new
+// serial number, and a client connected before goes on working.
+func TestTLS_ACertificateIsRenewedWithoutDroppingAClient(t *testing.T) {
+	r := newRig(t)
+	r.runReconciler(t)
+	ctx := ctxFor(t)
+	if _, err := r.ctl.CreateDatabase(ctx, api.CreateDatabaseRequest{Name: "renew", Memory: "32mb", Flavor: "nordb"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := r.ctl.SetDatabaseTLS(ctx, "renew", api.TLSRequest{Mode: "enable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := r.ctl.DatabaseCA(ctx)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM([]byte(ca.CertPEM))
+	addr := fmt.Sprintf("127.0.0.1:%d", v.TLSPort)
+	before := serialOf(t, addr, roots, r.clock.Now)
+	u, _ := r.ctl.DatabaseTLSURL(ctx, "renew")
+	opt, _ := redis.ParseURL(u.URL)
+	opt.TLSConfig.RootCAs, opt.MaxRetries, opt.PoolSize = roots, -1, 1
+	held := redis.NewClient(opt)
+	defer held.Close()
+	if err := held.Set(ctx, "k", "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Add(61 * 24 * time.Hour) // past two thirds of 90 days
+	r.poll(t, "a renewed certificate on new handshakes", func() bool { return serialOf(t, addr, roots, r.clock.Now) != before })
+	if err := held.Set(ctx, "k", "after", 0).Err(); err != nil {
+		t.Errorf("the client connected before the renewal: %v", err)
+	}
+	if got, _ := held.Get(ctx, "k").Result(); got != "after" {
+		t.Errorf("GET k = %q", got)
 	}
 }

@@ -2,10 +2,13 @@ package control
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/redis-appliance/redis-appliance/appliance/instance"
 
@@ -128,14 +131,36 @@ func (c *Controller) SetDatabaseTLS(ctx context.Context, name string, req api.TL
 		return api.Database{}, err
 	}
 	c.log.Info("database TLS mode set", "database", name, "mode", mode)
+	// Done when every instance runs and its TLS port answers a verified
+	// handshake (or, off, no longer answers): the nodes apply the mode at
+	// their next pass.
+	roots := x509.NewCertPool()
+	if ca := c.store().View().DatabaseCA; ca != nil {
+		roots.AppendCertsFromPEM(ca.CertPEM)
+	}
 	return c.waitFor(ctx, name, func(v api.Database) bool {
 		for _, in := range v.Instances {
-			if in.State != api.StateRunning {
+			if in.State != api.StateRunning || in.TLSPort == 0 {
+				return in.State == api.StateRunning && mode == raftstate.TLSOff
+			}
+			if tlsAnswers(net.JoinHostPort(in.Host, strconv.Itoa(in.TLSPort)), in.Host, roots) != (mode != raftstate.TLSOff) {
 				return false
 			}
 		}
 		return true
 	})
+}
+
+// tlsAnswers says whether addr completes a TLS handshake whose certificate
+// is valid for host under roots.
+func tlsAnswers(addr, host string, roots *x509.CertPool) bool {
+	d := &net.Dialer{Timeout: time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
 }
 
 // DatabaseTLSURL returns rediss://default:PASSWORD@HOST:TLSPORT/0 of the
