@@ -42,15 +42,11 @@ func (c *Controller) SaveDatabase(ctx context.Context, name string) (api.SaveRes
 	// A save already running (a replica's full sync, a save point) forked
 	// before this request: wait for it, then start this one.
 	var out api.SaveResult
+	// The persistence section of INFO, read the one way the agent reads
+	// INFO (instance.ReadInfo).
 	persistence := func() (map[string]string, error) {
-		raw, err := cl.Info(ctx, "persistence").Result()
-		f := map[string]string{}
-		for _, l := range strings.Split(raw, "\n") {
-			if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
-				f[k] = v
-			}
-		}
-		return f, err
+		info, err := instance.ReadInfo(ctx, cl, "persistence")
+		return info.Fields, err
 	}
 	// rdb_saves counts the snapshots started: LASTSAVE's one-second
 	// resolution cannot tell two saves in the same second apart.

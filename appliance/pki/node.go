@@ -1,11 +1,7 @@
 package pki
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"net"
@@ -57,46 +53,9 @@ func (ca *CA) IssueNode(node string, ips []net.IP, dnsNames []string, now time.T
 			return nil, nil, fmt.Errorf("node certificate for %s: empty DNS name", node)
 		}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate key for node %s: %w", node, err)
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	notAfter := now.AddDate(nodeYears, 0, 0)
-	// A certificate outliving its CA would fail verification anyway; capping
-	// it makes the real expiry visible in the certificate itself.
-	if notAfter.After(ca.cert.NotAfter) {
-		notAfter = ca.cert.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			CommonName:         node,
-			Organization:       []string{organization},
-			OrganizationalUnit: ca.cert.Subject.OrganizationalUnit,
-		},
-		NotBefore: now.Add(-backdate),
-		NotAfter:  notAfter,
-		// ECDSA keys sign handshakes; they never encipher keys.
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IPAddresses:           ips,
-		DNSNames:              dnsNames,
-		URIs:                  []*url.URL{nodeURI(node)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sign certificate for node %s: %w", node, err)
-	}
-	keyPEM, err = encodeKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return encodeCert(der), keyPEM, nil
+	return ca.issueLeaf(node, now, now.AddDate(nodeYears, 0, 0), func(c *x509.Certificate) {
+		c.IPAddresses, c.DNSNames, c.URIs = ips, dnsNames, []*url.URL{nodeURI(node)}
+	})
 }
 
 // NodeName returns the node name a certificate was issued for, from its

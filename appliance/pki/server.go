@@ -49,36 +49,47 @@ func (ca *CA) IssueServer(hosts []string, ttl time.Duration, now time.Time) (cer
 		}
 		names = append(names, h)
 	}
+	return ca.issueLeaf(hosts[0], now, now.Add(ttl), func(c *x509.Certificate) {
+		c.IPAddresses, c.DNSNames = ips, names
+	})
+}
+
+// issueLeaf issues a certificate named commonName and a new ECDSA P-256 key
+// from ca, valid from now (backdated) to notAfter, never beyond the CA:
+// for signing handshakes as a server and as a client. fill adds what the
+// kind of certificate needs (its SANs). keyPEM is secret.
+func (ca *CA) issueLeaf(commonName string, now, notAfter time.Time, fill func(*x509.Certificate)) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate server key: %w", err)
+		return nil, nil, fmt.Errorf("generate key for %s: %w", commonName, err)
 	}
 	serial, err := newSerial()
 	if err != nil {
 		return nil, nil, err
 	}
-	notAfter := now.Add(ttl)
+	// A certificate outliving its CA would fail verification anyway; capping
+	// it makes the real expiry visible in the certificate itself.
 	if notAfter.After(ca.cert.NotAfter) {
 		notAfter = ca.cert.NotAfter
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject: pkix.Name{
-			CommonName:         hosts[0],
+			CommonName:         commonName,
 			Organization:       []string{organization},
 			OrganizationalUnit: ca.cert.Subject.OrganizationalUnit,
 		},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              notAfter,
+		NotBefore: now.Add(-backdate),
+		NotAfter:  notAfter,
+		// ECDSA keys sign handshakes; they never encipher keys.
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
-		IPAddresses:           ips,
-		DNSNames:              names,
 	}
+	fill(tmpl)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign server certificate: %w", err)
+		return nil, nil, fmt.Errorf("sign certificate for %s: %w", commonName, err)
 	}
 	if keyPEM, err = encodeKey(key); err != nil {
 		return nil, nil, err
